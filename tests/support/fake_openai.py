@@ -1,0 +1,237 @@
+"""A real HTTP server that speaks OpenAI's chat and images wire format, with switchable
+quirks of real OpenAI-compatible servers, for adapter and end-to-end tests.
+
+The upstream model name selects the behaviour:
+
+- ``plain``: a well-behaved OpenAI server (usage in streams when asked).
+- ``no-usage``: never reports usage, streamed or not (many local servers).
+- ``comments``: SSE comment and keep-alive lines, CRLF line ends, events split across writes.
+- ``error-<status>``: answers that HTTP status with an OpenAI-shaped error.
+- ``text-error-<status>``: answers that status with a plain-text body.
+- ``detail-error-<status>``: answers that status with ``{"detail": "..."}``.
+- ``client-error-as-500``: a 500 whose body says it is an invalid request (llama.cpp style).
+- ``stream-error-after-<n>``: streams n content chunks, then an error event.
+- ``cut-after-<n>``: streams n content chunks, then drops the connection.
+- ``malformed``: a 200 whose body is not JSON.
+- ``slow-<ms>``: waits that long before answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+PNG_1X1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "."]
+
+
+@dataclass
+class Recorded:
+    """One request the fake server received."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeOpenAI:
+    """Runs the server on 127.0.0.1 in a thread; ``requests`` records what arrived."""
+
+    requests: list[Recorded] = field(default_factory=list)
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The ``/v1`` base URL clients and VaultGate point at."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAI:
+        """Start serving; returns when the port is bound."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake upstream did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop and self._runner:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+        if self._loop:
+            self._loop.close()
+
+    def _serve(self, ready: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/images/generations", self._images)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        model = str(body.get("model", "plain"))
+        early = await _early_answer(model)
+        if early is not None:
+            return early
+        if body.get("stream"):
+            return await _stream(request, body, model)
+        usage = None if model == "no-usage" else _usage(body)
+        payload = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(REPLY_WORDS)},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        if usage:
+            payload["usage"] = usage
+        return web.json_response(payload)
+
+    async def _images(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, dict(request.headers), body))
+        early = await _early_answer(str(body.get("model", "plain")))
+        if early is not None:
+            return early
+        count = int(body.get("n") or 1)
+        if body.get("response_format") == "b64_json":
+            item = {"b64_json": base64.b64encode(PNG_1X1).decode()}
+        else:
+            item = {"url": "https://images.example.invalid/fake.png"}
+        return web.json_response({"created": int(time.time()), "data": [item] * count})
+
+
+def _usage(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "prompt_tokens": 11,
+        "completion_tokens": len(REPLY_WORDS),
+        "total_tokens": 11 + len(REPLY_WORDS),
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+
+
+def _error(status: int, message: str, kind: str = "server_error") -> web.Response:
+    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return web.json_response(payload, status=status)
+
+
+async def _early_answer(model: str) -> web.Response | None:
+    """Answers that do not depend on the request body."""
+    if model.startswith("slow-"):
+        await asyncio.sleep(int(model.split("-")[1]) / 1000)
+        return None
+    if model.startswith("error-"):
+        status = int(model.split("-")[1])
+        kind = "invalid_request_error" if status < 500 and status != 429 else "server_error"
+        headers = {"retry-after": "7"} if status == 429 else None
+        response = _error(status, f"fake upstream error {status}", kind)
+        if headers:
+            response.headers.update(headers)
+        return response
+    if model.startswith("text-error-"):
+        return web.Response(status=int(model.split("-")[2]), text="upstream exploded")
+    if model.startswith("detail-error-"):
+        status = int(model.split("-")[2])
+        return web.json_response({"detail": "detail-shaped failure"}, status=status)
+    if model == "client-error-as-500":
+        payload = {
+            "error": {"code": 400, "message": "prompt too long", "type": "invalid_request_error"}
+        }
+        return web.json_response(payload, status=500)
+    if model == "malformed":
+        return web.Response(status=200, text="{not json", content_type="application/json")
+    return None
+
+
+async def _stream(request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    crlf = model == "comments"
+    end = "\r\n\r\n" if crlf else "\n\n"
+
+    def event(payload: dict[str, Any]) -> bytes:
+        return f"data: {json.dumps(payload)}{end}".encode()
+
+    frame = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+    }
+    limit = len(REPLY_WORDS)
+    failure = None
+    if model.startswith(("stream-error-after-", "cut-after-")):
+        limit = int(model.rsplit("-", 1)[1])
+        failure = "error" if model.startswith("stream-error") else "cut"
+    if crlf:
+        await response.write(b": keep-alive\r\n\r\n")
+    role = {
+        **frame,
+        "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        ],
+    }
+    await response.write(event(role))
+    for word in REPLY_WORDS[:limit]:
+        chunk = {
+            **frame,
+            "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+        }
+        data = event(chunk)
+        if crlf:
+            # Split each event, and the UTF-8 of its text, across two writes.
+            await response.write(data[:7])
+            await asyncio.sleep(0.001)
+            await response.write(data[7:])
+            await response.write(b": ping\r\n\r\n")
+        else:
+            await response.write(data)
+    if failure == "error":
+        await response.write(
+            event({"error": {"message": "overloaded mid-stream", "type": "server_error"}})
+        )
+        return response
+    if failure == "cut":
+        assert request.transport is not None
+        request.transport.close()
+        return response
+    final = {**frame, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    await response.write(event(final))
+    options = body.get("stream_options") or {}
+    if options.get("include_usage") and model != "no-usage":
+        await response.write(event({**frame, "choices": [], "usage": _usage(body)}))
+    await response.write(f"data: [DONE]{end}".encode())
+    return response
