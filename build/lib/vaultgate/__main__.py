@@ -1,0 +1,5 @@
+"""``python -m vaultgate`` runs the command line."""
+
+from vaultgate.cli import main
+
+main()

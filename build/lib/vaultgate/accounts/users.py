@@ -1,0 +1,91 @@
+"""Creating and finding user accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vaultgate.accounts.passwords import hash_password
+from vaultgate.errors import InvalidRequest
+from vaultgate.storage.tables import users
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user account, without its password hash."""
+
+    id: int
+    email: str
+    username: str
+    is_admin: bool
+    is_active: bool
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively; they are stored lower-cased and trimmed."""
+    return email.strip().lower()
+
+
+def validate_new_user(email: str, username: str, password: str) -> None:
+    """Raise InvalidRequest naming the first field that is not acceptable."""
+    if not EMAIL_PATTERN.match(email):
+        raise InvalidRequest("email is not a valid address", param="email")
+    if not USERNAME_PATTERN.match(username):
+        raise InvalidRequest(
+            "username must be 2-64 letters, digits, '_', '.' or '-'", param="username"
+        )
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(
+            f"password must have at least {MIN_PASSWORD_LENGTH} characters", param="password"
+        )
+
+
+async def create_user(
+    engine: AsyncEngine, *, email: str, username: str, password: str, is_admin: bool = False
+) -> User:
+    """Create an account; raise InvalidRequest if the email or username is taken."""
+    email = normalise_email(email)
+    username = username.strip()
+    validate_new_user(email, username, password)
+    now = dt.datetime.now(dt.UTC)
+    row = {
+        "email": email,
+        "username": username,
+        "password_hash": hash_password(password),
+        "is_admin": is_admin,
+        "is_active": True,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(insert(users).values(row).returning(users.c.id))
+            user_id = result.scalar_one()
+    except IntegrityError:
+        raise InvalidRequest("a user with that email or username exists", param="email") from None
+    return User(user_id, email, username, is_admin, True)
+
+
+async def find_user_by_email(engine: AsyncEngine, email: str) -> User | None:
+    """The account with this email (any letter case), or None."""
+    query = select(
+        users.c.id, users.c.email, users.c.username, users.c.is_admin, users.c.is_active
+    ).where(users.c.email == normalise_email(email))
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return User(*row) if row else None
+
+
+async def count_users(engine: AsyncEngine) -> int:
+    """How many accounts exist."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())

@@ -1,0 +1,174 @@
+"""The app factory: builds every long-lived object and wires the routes. No import side
+effects: nothing happens until ``create_app`` is called and its lifespan starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vaultgate.accounts.keys import KeyCache
+from vaultgate.config import Settings
+from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
+from vaultgate.gateway.chat import chat_completions
+from vaultgate.gateway.context import GatewayState
+from vaultgate.gateway.image_store import ImageStore
+from vaultgate.gateway.images import image_file, image_generations
+from vaultgate.gateway.models import get_model, list_models
+from vaultgate.gateway.responses import JsonResponse, error_response
+from vaultgate.providers.catalog import load_catalog
+from vaultgate.providers.http import HttpClient, Timeouts
+from vaultgate.providers.registry import Registry
+from vaultgate.storage.database import create_engine
+from vaultgate.usage.request_log import RequestLogWriter
+
+log = logging.getLogger("vaultgate.app")
+
+IMAGE_PURGE_INTERVAL_S = 300.0
+READY_TIMEOUT_S = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers and the request-log writer runs."""
+    state: GatewayState = request.app.state.gateway
+    checks = {"database": "ok", "request_log": "ok"}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S), state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError, TimeoutError):
+        checks["database"] = "unavailable"
+    if not state.request_log.running:
+        checks["request_log"] = "stopped"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_path"))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here."))
+    if exc.status_code == 404:
+        return await _not_found(request, exc)
+    error = VaultGateError(str(exc.detail))
+    error.status = exc.status_code
+    error.error_type = "invalid_request_error"
+    return error_response(error)
+
+
+async def _vaultgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VaultGateError)
+    return error_response(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"fields": {"path": request.url.path}})
+    return error_response(InternalError("The server had an error processing your request."))
+
+
+async def _every(interval: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await job()
+        except (SQLAlchemyError, OSError):
+            log.exception("periodic job failed", extra={"fields": {"job": name}})
+
+
+def create_app(
+    settings: Settings | None = None, environ: Mapping[str, str] | None = None
+) -> Starlette:
+    """Build the ASGI app. ``environ`` supplies provider credentials (default: os.environ)."""
+    settings = settings or Settings()
+    environ = os.environ if environ is None else environ
+    catalog = load_catalog(settings.config)
+    engine = create_engine(settings.resolved_database_url())
+    http = HttpClient(
+        pool_size=settings.upstream_pool_size,
+        pool_per_host=settings.upstream_pool_per_host,
+        timeouts=Timeouts(
+            connect=settings.upstream_connect_timeout_s,
+            read=settings.upstream_read_timeout_s,
+            total=settings.upstream_total_timeout_s,
+        ),
+    )
+    registry = Registry.build(catalog, settings=settings, http=http, environ=environ)
+    state = GatewayState(
+        settings=settings,
+        registry=registry,
+        keys=KeyCache(engine),
+        request_log=RequestLogWriter(
+            engine,
+            flush_interval_s=settings.request_log_flush_interval_s,
+            batch_size=settings.request_log_batch_size,
+            max_pending=settings.request_log_max_pending,
+        ),
+        images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
+        engine=engine,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.request_log.start()
+        jobs = [
+            asyncio.create_task(
+                _every(settings.key_sync_interval_s, state.keys.sync_changes, "key-sync")
+            ),
+            asyncio.create_task(
+                _every(IMAGE_PURGE_INTERVAL_S, state.images.purge_expired, "image-purge")
+            ),
+        ]
+        try:
+            yield
+        finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await state.request_log.close()
+            await registry.aclose()
+            await http.aclose()
+            await engine.dispose()
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/images/generations", image_generations, methods=["POST"]),
+        Route("/v1/images/files/{name}", image_file, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            404: _not_found,
+            HTTPException: _http_error,
+            VaultGateError: _vaultgate_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.gateway = state
+    app.state.engine = engine
+    return app

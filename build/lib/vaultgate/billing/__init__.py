@@ -1,0 +1,1 @@
+"""Prices and the cost of a request."""

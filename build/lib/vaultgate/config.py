@@ -1,0 +1,117 @@
+"""The one typed settings object.
+
+Every setting is read from a ``VAULTGATE_*`` environment variable (or passed explicitly in
+tests). Nothing else in the package reads the environment, except the provider registry,
+which looks up provider credentials under the variable names the catalog and the operator's
+config file declare.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of one VaultGate process."""
+
+    model_config = SettingsConfigDict(env_prefix="VAULTGATE_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("vaultgate-data"),
+        description="Directory for the SQLite database and generated images.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db. "
+            "Defaults to a SQLite file in the data directory."
+        ),
+    )
+    config: Path | None = Field(
+        None,
+        description="Path of the operator's TOML file with extra providers and models.",
+    )
+    host: str = Field("127.0.0.1", description="Address `vaultgate serve` binds to.")
+    port: int = Field(8080, description="Port `vaultgate serve` listens on.")
+    workers: int = Field(1, ge=1, description="Number of server processes.")
+    public_url: str | None = Field(
+        None,
+        description=(
+            "Externally visible base URL, used in image URLs. Defaults to the URL the "
+            "request arrived on."
+        ),
+    )
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
+    )
+    log_level: str = Field("INFO", description="Level of the structured log.")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Log line format: one JSON object per line, or plain text."
+    )
+    offline_provider: bool = Field(
+        True, description="Offer the built-in offline provider and its models."
+    )
+    offline_token_delay_ms: float = Field(
+        15.0, ge=0, description="Pause between streamed tokens of the offline provider."
+    )
+    offline_first_token_delay_ms: float = Field(
+        40.0, ge=0, description="Pause before the first token of the offline provider."
+    )
+    request_log_flush_interval_s: float = Field(
+        0.25, gt=0, description="Longest time a request-log row waits before it is written."
+    )
+    request_log_batch_size: int = Field(
+        500, ge=1, description="Rows written per request-log batch."
+    )
+    request_log_max_pending: int = Field(
+        200_000, ge=1000, description="Rows kept in memory while the database is unreachable."
+    )
+    key_sync_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="How often a process checks the database for keys changed elsewhere.",
+    )
+    upstream_connect_timeout_s: float = Field(
+        10.0, gt=0, description="Default connect timeout for provider requests."
+    )
+    upstream_read_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Default longest wait for the first byte, and between stream chunks.",
+    )
+    upstream_total_timeout_s: float = Field(
+        600.0, gt=0, description="Default longest duration of one provider request."
+    )
+    upstream_pool_size: int = Field(
+        512, ge=1, description="Most open connections to all providers together."
+    )
+    upstream_pool_per_host: int = Field(
+        256, ge=1, description="Most open connections to one provider host."
+    )
+    image_ttl_s: int = Field(
+        3600, ge=60, description="How long generated images stay downloadable by URL."
+    )
+    admin_email: str = Field(
+        "admin@localhost", description="Email of the first admin, created on first start."
+    )
+    admin_password: str | None = Field(
+        None,
+        description=(
+            "Password of the first admin. When unset, a random one is generated and printed once."
+        ),
+    )
+
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, or the SQLite file default."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vaultgate.db').resolve()}"
+
+    @property
+    def image_dir(self) -> Path:
+        """Where generated images are kept for download by URL."""
+        return self.data_dir / "images"

@@ -1,0 +1,269 @@
+"""POST /v1/chat/completions: streamed and not."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vaultgate.errors import UpstreamError, VaultGateError
+from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
+from vaultgate.gateway.responses import (
+    EventStreamResponse,
+    JsonResponse,
+    error_response,
+    read_json,
+)
+from vaultgate.gateway.validation import validate_chat
+from vaultgate.providers.base import (
+    ChatCall,
+    JsonObject,
+    Provider,
+    Usage,
+    usage_from_openai,
+)
+from vaultgate.providers.catalog import Deployment, ModelEntry
+from vaultgate.providers.sse import DONE_LINE, encode_event
+from vaultgate.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
+from vaultgate.routing.failover import call_with_failover
+
+log = logging.getLogger("vaultgate.gateway")
+
+CLIENT_CLOSED_STATUS = 499
+
+
+async def chat_completions(request: Request) -> Response | EventStreamResponse:
+    """Validate, authorise, route and answer one chat request."""
+    state: GatewayState = request.app.state.gateway
+    trace = RequestTrace(endpoint="chat")
+    try:
+        trace.key = await state.keys.authenticate(bearer_token(request))
+        body = await read_json(request, state.settings.max_body_bytes)
+        model_id = validate_chat(body)
+        trace.model = model_id
+        model = state.resolve_model(model_id, trace.key, endpoint="chat")
+        trace.stream = bool(body.get("stream"))
+        if trace.stream:
+            return await _stream(state, trace, model, body)
+        return await _complete(state, trace, model, body)
+    except VaultGateError as error:
+        trace.finish(state.request_log, status=error.status, error=error)
+        return error_response(error, trace.headers())
+
+
+def _prepare(provider: Provider, body: JsonObject) -> tuple[JsonObject, list[str]]:
+    """The body without the parameters this provider cannot honour, and their names."""
+    dropped = provider.unsupported_params(body)
+    if not dropped:
+        return body, []
+    return {k: v for k, v in body.items() if k not in dropped}, dropped
+
+
+def _warning_headers(dropped: list[str]) -> dict[str, str]:
+    if not dropped:
+        return {}
+    return {"x-vaultgate-warning": "dropped unsupported parameters: " + ", ".join(dropped)}
+
+
+def _call(
+    model: ModelEntry, deployment: Deployment, provider: Provider, body: JsonObject
+) -> ChatCall:
+    return ChatCall(model.id, deployment.upstream, body, provider.config)
+
+
+def estimate_completion_usage(body: JsonObject, completion_text: str) -> Usage:
+    """Usage counted locally, for providers that report none."""
+    return Usage(
+        prompt_tokens=estimate_prompt_tokens(body["messages"], body.get("tools")),
+        completion_tokens=estimate_text_tokens(completion_text),
+        estimated=True,
+    )
+
+
+def _message_text(result_body: JsonObject) -> str:
+    parts = []
+    for choice in result_body.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict):
+            parts.append(str(message.get("content") or ""))
+            for call in message.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    parts.append(str((call.get("function") or {}).get("arguments", "")))
+    return "".join(parts)
+
+
+async def _complete(
+    state: GatewayState, trace: RequestTrace, model: ModelEntry, body: JsonObject
+) -> Response:
+    dropped: list[str] = []
+
+    async def attempt(provider: Provider, deployment: Deployment) -> Any:
+        nonlocal dropped
+        prepared, dropped = _prepare(provider, body)
+        return await provider.chat(_call(model, deployment, provider, prepared))
+
+    result = await call_with_failover(model, state.registry.providers, trace, attempt)
+    usage = result.usage or estimate_completion_usage(body, _message_text(result.body))
+    if result.usage is None:
+        result.body["usage"] = usage.as_openai()
+    cost = model.pricing.token_cost(usage)
+    trace.mark_first_byte()
+    trace.finish(state.request_log, status=200, usage=usage, cost_micros=cost)
+    headers = {**trace.headers(), **_warning_headers(dropped)}
+    return JsonResponse(result.body, headers=headers)
+
+
+async def _stream(
+    state: GatewayState, trace: RequestTrace, model: ModelEntry, body: JsonObject
+) -> EventStreamResponse:
+    """Open the upstream stream and wait for its first chunk before answering.
+
+    Until the first chunk arrives nothing has been sent, so a failure can still move to
+    another deployment and reach the client as a proper HTTP error.
+    """
+    dropped: list[str] = []
+
+    async def attempt(
+        provider: Provider, deployment: Deployment
+    ) -> tuple[AsyncIterator[JsonObject], JsonObject]:
+        nonlocal dropped
+        prepared, dropped = _prepare(provider, body)
+        chunks = provider.chat_stream(_call(model, deployment, provider, prepared))
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            raise UpstreamError(f"{deployment.provider} sent an empty stream") from None
+        except BaseException:
+            await _close(chunks)
+            raise
+        return chunks, first
+
+    upstream, first = await call_with_failover(model, state.registry.providers, trace, attempt)
+    pipeline = StreamPipeline(state, trace, model, body)
+    headers = {**trace.headers(), **_warning_headers(dropped)}
+    return EventStreamResponse(pipeline.run(upstream, first), headers)
+
+
+async def _close(chunks: AsyncIterator[JsonObject]) -> None:
+    closer = getattr(chunks, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+class StreamPipeline:
+    """Forwards upstream chunks to the client as SSE, tracking usage on the way.
+
+    The client sees OpenAI's stream: chunks as they arrive, the usage chunk only when it
+    asked for one (synthesised from local counts when the provider sent none), then
+    ``[DONE]`` exactly once. An upstream failure after the first byte ends the stream with
+    an OpenAI-shaped error event and no ``[DONE]``.
+    """
+
+    def __init__(
+        self, state: GatewayState, trace: RequestTrace, model: ModelEntry, body: JsonObject
+    ) -> None:
+        self._state = state
+        self._trace = trace
+        self._model = model
+        self._body = body
+        options = body.get("stream_options") or {}
+        self._client_wants_usage = bool(options.get("include_usage"))
+        self._reported: Usage | None = None
+        self._text: list[str] = []
+        self._frame: JsonObject = {}
+
+    def _observe(self, chunk: JsonObject) -> JsonObject | None:
+        """Record what billing needs; return the chunk to forward, or None to hold it."""
+        if not self._frame:
+            self._frame = {k: chunk[k] for k in ("id", "created") if k in chunk}
+        usage = chunk.get("usage")
+        if usage is not None:
+            self._reported = usage_from_openai(usage) or self._reported
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                if isinstance(content, str):
+                    self._text.append(content)
+                for call in delta.get("tool_calls") or ():
+                    if isinstance(call, dict):
+                        self._text.append(str((call.get("function") or {}).get("arguments", "")))
+        if not chunk.get("choices") and usage is not None:
+            return None
+        if not self._client_wants_usage:
+            chunk.pop("usage", None)
+        return chunk
+
+    def usage(self) -> Usage:
+        """What the provider reported, or a local count of what was streamed."""
+        if self._reported is not None:
+            return self._reported
+        return estimate_completion_usage(self._body, "".join(self._text))
+
+    def _usage_chunk(self, usage: Usage) -> JsonObject:
+        return {
+            "id": self._frame.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": self._frame.get("created") or int(time.time()),
+            "model": self._model.id,
+            "choices": [],
+            "usage": usage.as_openai(),
+        }
+
+    async def run(
+        self, upstream: AsyncIterator[JsonObject], first: JsonObject
+    ) -> AsyncGenerator[bytes, None]:
+        """The client's byte stream."""
+        state, trace = self._state, self._trace
+        status: int = 200
+        error: VaultGateError | str | None = None
+        try:
+            forwarded = self._observe(first)
+            if forwarded is not None:
+                trace.mark_first_byte()
+                yield encode_event(forwarded)
+            async for chunk in upstream:
+                forwarded = self._observe(chunk)
+                if forwarded is not None:
+                    trace.mark_first_byte()
+                    yield encode_event(forwarded)
+            if self._client_wants_usage:
+                yield encode_event(self._usage_chunk(self.usage()))
+            yield DONE_LINE
+        except VaultGateError as failure:
+            status, error = failure.status, failure
+            log.warning(
+                "stream failed after first byte",
+                extra={"fields": {"request_id": trace.request_id, "error": failure.message}},
+            )
+            yield failure.json_bytes().join((b"data: ", b"\n\n"))
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error = CLIENT_CLOSED_STATUS, "client disconnected"
+            log.warning(
+                "client disconnected",
+                extra={
+                    "fields": {
+                        "request_id": trace.request_id,
+                        "latency_ms": trace_latency_ms(trace),
+                    }
+                },
+            )
+            raise
+        finally:
+            await _close(upstream)
+            usage = self.usage()
+            cost = self._model.pricing.token_cost(usage)
+            trace.finish(
+                state.request_log, status=status, usage=usage, cost_micros=cost, error=error
+            )
+
+
+def trace_latency_ms(trace: RequestTrace) -> int:
+    """Milliseconds since the request started."""
+    return int((time.perf_counter() - trace.started) * 1000)

@@ -1,0 +1,163 @@
+"""What the /v1 handlers share: the gateway's state, and the trace of one request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from vaultgate.accounts.keys import KeyCache, KeyRecord
+from vaultgate.config import Settings
+from vaultgate.errors import (
+    ModelNotAllowed,
+    ModelNotFound,
+    VaultGateError,
+    WrongEndpoint,
+)
+from vaultgate.gateway.image_store import ImageStore
+from vaultgate.log import log_access
+from vaultgate.providers.base import Usage
+from vaultgate.providers.catalog import ModelEntry
+from vaultgate.providers.registry import Registry
+from vaultgate.usage.request_log import RequestLogEntry, RequestLogWriter
+
+
+@dataclass
+class GatewayState:
+    """Long-lived objects the app factory builds for the /v1 handlers."""
+
+    settings: Settings
+    registry: Registry
+    keys: KeyCache
+    request_log: RequestLogWriter
+    images: ImageStore
+    engine: AsyncEngine
+
+    def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
+        """The model a key asks for, checked for existence, endpoint and permission."""
+        model = self.registry.models.get(model_id)
+        if model is None:
+            raise ModelNotFound(
+                f"The model '{model_id}' does not exist. GET /v1/models lists the models "
+                "this key can use.",
+                param="model",
+            )
+        if endpoint == "chat" and not model.serves_chat():
+            raise WrongEndpoint(
+                f"'{model_id}' is an image model: send it to /v1/images/generations.",
+                param="model",
+            )
+        if endpoint == "images" and not model.serves_images():
+            raise WrongEndpoint(
+                f"'{model_id}' is a text model: send it to /v1/chat/completions.",
+                param="model",
+            )
+        if not key.allows(model.id, model.type, model.providers):
+            raise ModelNotAllowed(
+                f"This API key may not use the model '{model_id}'.", param="model"
+            )
+        return model
+
+
+def bearer_token(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer ...``, or None."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def new_request_id() -> str:
+    """A short random id that ties the response, the log line and the log row together."""
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass
+class RequestTrace:
+    """Everything the request log and the access log need about one request."""
+
+    endpoint: str
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    key: KeyRecord | None = None
+    model: str | None = None
+    provider: str | None = None
+    attempts: int = 0
+    stream: bool = False
+    first_byte: float | None = None
+    images: int = 0
+
+    def mark_first_byte(self) -> None:
+        """Note the time the first content reached the client."""
+        if self.first_byte is None:
+            self.first_byte = time.perf_counter()
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that identify the request and who served it."""
+        headers = {"x-request-id": self.request_id}
+        if self.provider:
+            headers["x-vaultgate-provider"] = self.provider
+        if self.attempts:
+            headers["x-vaultgate-attempts"] = str(self.attempts)
+        return headers
+
+    def finish(
+        self,
+        writer: RequestLogWriter,
+        *,
+        status: int,
+        usage: Usage | None = None,
+        cost_micros: int = 0,
+        error: VaultGateError | str | None = None,
+    ) -> None:
+        """Queue the request-log row and write the access-log line."""
+        now = time.perf_counter()
+        latency_ms = int((now - self.started) * 1000)
+        ttft_ms = int((self.first_byte - self.started) * 1000) if self.first_byte else None
+        usage = usage or Usage()
+        message = error.message if isinstance(error, VaultGateError) else error
+        entry = RequestLogEntry(
+            created_at=dt.datetime.now(dt.UTC),
+            request_id=self.request_id,
+            endpoint=self.endpoint,
+            status=status,
+            latency_ms=latency_ms,
+            key_id=self.key.id if self.key else None,
+            user_id=self.key.user_id if self.key else None,
+            model=self.model,
+            provider=self.provider,
+            stream=self.stream,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            images=self.images,
+            usage_estimated=usage.estimated,
+            cost_micros=cost_micros,
+            ttft_ms=ttft_ms,
+            attempts=self.attempts,
+            error=message,
+        )
+        writer.record(entry)
+        log_access(
+            {
+                "request_id": self.request_id,
+                "endpoint": self.endpoint,
+                "key_id": entry.key_id,
+                "model": self.model,
+                "provider": self.provider,
+                "status": status,
+                "latency_ms": latency_ms,
+                "ttft_ms": ttft_ms,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cost_micros": cost_micros,
+                "attempts": self.attempts,
+            }
+        )

@@ -1,0 +1,103 @@
+"""POST /v1/images/generations, and the downloads behind ``response_format=url``."""
+
+from __future__ import annotations
+
+import base64
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from vaultgate.errors import InvalidRequest, NotFound, VaultGateError
+from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
+from vaultgate.gateway.responses import JsonResponse, error_response, read_json
+from vaultgate.gateway.validation import validate_images
+from vaultgate.providers.base import GeneratedImage, ImageCall, ImageResult, JsonObject, Provider
+from vaultgate.providers.catalog import Deployment, ModelEntry
+from vaultgate.routing.failover import call_with_failover
+
+DEFAULT_SIZE = "1024x1024"
+DEFAULT_QUALITY = "standard"
+
+
+async def image_generations(request: Request) -> Response:
+    """Validate, authorise, price and generate images."""
+    state: GatewayState = request.app.state.gateway
+    trace = RequestTrace(endpoint="images")
+    try:
+        trace.key = await state.keys.authenticate(bearer_token(request))
+        body = await read_json(request, state.settings.max_body_bytes)
+        model_id = validate_images(body)
+        trace.model = model_id
+        model = state.resolve_model(model_id, trace.key, endpoint="images")
+        return await _generate(request, state, trace, model, body)
+    except VaultGateError as error:
+        trace.finish(state.request_log, status=error.status, error=error)
+        return error_response(error, trace.headers())
+
+
+def _unit_price(model: ModelEntry, size: str, quality: str) -> int:
+    price = model.pricing.image_price(size, quality)
+    if price is None:
+        offered = ", ".join(sorted(model.pricing.images)) or "none"
+        raise InvalidRequest(
+            f"'{model.id}' does not offer size {size} at quality {quality}; it offers: {offered}.",
+            param="size",
+        )
+    return price
+
+
+async def _generate(
+    request: Request,
+    state: GatewayState,
+    trace: RequestTrace,
+    model: ModelEntry,
+    body: JsonObject,
+) -> Response:
+    size = body.get("size") or DEFAULT_SIZE
+    quality = body.get("quality") or DEFAULT_QUALITY
+    count = body.get("n") or 1
+    response_format = body.get("response_format") or "url"
+    unit_price = _unit_price(model, size, quality)
+
+    async def attempt(provider: Provider, deployment: Deployment) -> ImageResult:
+        call = ImageCall(
+            model.id, deployment.upstream, body["prompt"], count, size, quality,
+            response_format, body, provider.config,
+        )  # fmt: skip
+        return await provider.images(call)
+
+    result = await call_with_failover(model, state.registry.providers, trace, attempt)
+    base_url = state.settings.public_url or str(request.base_url)
+    data = [await _render(state, image, response_format, base_url) for image in result.images]
+    trace.images = len(data)
+    trace.mark_first_byte()
+    cost = unit_price * len(data)
+    trace.finish(state.request_log, status=200, cost_micros=cost)
+    return JsonResponse({"created": result.created, "data": data}, headers=trace.headers())
+
+
+async def _render(
+    state: GatewayState, image: GeneratedImage, response_format: str, base_url: str
+) -> JsonObject:
+    item: JsonObject = {}
+    if image.png is not None and response_format == "b64_json":
+        item["b64_json"] = base64.b64encode(image.png).decode()
+    elif image.png is not None:
+        name = await state.images.save(image.png)
+        item["url"] = f"{base_url.rstrip('/')}/v1/images/files/{name}"
+    else:
+        item.update({k: v for k, v in (("url", image.url), ("b64_json", image.b64_json)) if v})
+    if image.revised_prompt:
+        item["revised_prompt"] = image.revised_prompt
+    return item
+
+
+async def image_file(request: Request) -> Response:
+    """Serve a generated image; its 128-bit random name is the capability to fetch it."""
+    state: GatewayState = request.app.state.gateway
+    path = state.images.path(request.path_params["name"])
+    if path is None:
+        return error_response(NotFound("No such image, or it has expired.", code="not_found"))
+    return FileResponse(
+        path, media_type="image/png", headers={"cache-control": "private, max-age=3600"}
+    )

@@ -1,0 +1,162 @@
+"""The interface every provider implements, and the values that cross it.
+
+Requests and responses cross the interface in OpenAI's chat-completions shape: the gateway
+validates an OpenAI request, a provider answers with OpenAI-shaped bodies and stream chunks,
+and each adapter translates to and from its own wire format on its side of the seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One configured provider: where it is and how to authenticate."""
+
+    name: str
+    wire_format: str
+    base_url: str = ""
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    stream_usage: bool = True
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    total_timeout_s: float | None = None
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one answer; ``estimated`` when counted locally, not by the provider."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_openai(self) -> JsonObject:
+        """The ``usage`` object of an OpenAI response."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+
+def usage_from_openai(raw: Any, *, estimated: bool = False) -> Usage | None:
+    """Read an OpenAI ``usage`` object; None when absent or malformed."""
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0
+    reasoning = (
+        completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else 0
+    )
+    return Usage(
+        prompt_tokens=max(prompt, 0),
+        completion_tokens=max(completion, 0),
+        cached_tokens=cached if isinstance(cached, int) and cached > 0 else 0,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) and reasoning > 0 else 0,
+        estimated=estimated,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """One chat request as a provider receives it."""
+
+    model_id: str
+    upstream_model: str
+    body: JsonObject
+    provider: ProviderConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A complete (non-streamed) answer in OpenAI's ``chat.completion`` shape."""
+
+    body: JsonObject
+    usage: Usage | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCall:
+    """One image-generation request as a provider receives it."""
+
+    model_id: str
+    upstream_model: str
+    prompt: str
+    n: int
+    size: str
+    quality: str
+    response_format: str
+    body: JsonObject
+    provider: ProviderConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    """One image: PNG bytes made here, or what the provider returned."""
+
+    png: bytes | None = None
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """The images of one request."""
+
+    images: list[GeneratedImage]
+    created: int
+
+
+class Provider(Protocol):
+    """What the gateway asks of every provider."""
+
+    config: ProviderConfig
+
+    def unsupported_params(self, body: JsonObject) -> list[str]:
+        """Parameters in ``body`` this provider cannot honour; the gateway drops them."""
+        ...
+
+    async def chat(self, call: ChatCall) -> ChatResult:
+        """Answer a chat request in one piece."""
+        ...
+
+    def chat_stream(self, call: ChatCall) -> AsyncIterator[JsonObject]:
+        """Answer a chat request as OpenAI ``chat.completion.chunk`` objects.
+
+        A chunk with a ``usage`` member and empty ``choices`` reports usage, as OpenAI's
+        final chunk does; the gateway decides whether the client sees it.
+        """
+        ...
+
+    async def images(self, call: ImageCall) -> ImageResult:
+        """Generate images for a prompt."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the provider holds."""
+        ...

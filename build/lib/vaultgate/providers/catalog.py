@@ -1,0 +1,261 @@
+"""The model catalog: shipped data files merged with the operator's config file.
+
+Both use the same TOML shape::
+
+    [providers.my-vllm]
+    format = "openai"                  # wire format
+    base_url = "http://127.0.0.1:8000/v1"
+    api_key_env = "MY_VLLM_KEY"        # optional: the variable holding the credential
+
+    [[models]]
+    id = "llama-3.1-8b-text"           # the suffix (-text, -image, -hybrid) is the type
+    provider = "my-vllm"
+    upstream = "meta-llama/Llama-3.1-8B-Instruct"
+    context_window = 131072
+    pricing = { input = "0.05", output = "0.08" }   # USD per million tokens
+
+A model may list several ``deployments = [{provider, upstream, weight}]`` instead of one
+``provider``/``upstream`` pair. An operator's model with a shipped id replaces it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vaultgate.billing.pricing import Pricing, parse_price
+from vaultgate.errors import ConfigError
+
+MODEL_TYPES = ("text", "image", "hybrid")
+WIRE_FORMATS = ("openai", "offline")
+CHAT_TYPES = frozenset({"text", "hybrid"})
+IMAGE_TYPES = frozenset({"image", "hybrid"})
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One way to serve a model: a provider and its name for the model."""
+
+    provider: str
+    upstream: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One model of the catalog."""
+
+    id: str
+    type: str
+    deployments: tuple[Deployment, ...]
+    pricing: Pricing
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: tuple[str, ...] = ()
+    owned_by: str = ""
+    created: int = 0
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """Names of the providers behind the model, in routing order."""
+        return tuple(d.provider for d in self.deployments)
+
+    def serves_chat(self) -> bool:
+        """Whether the model answers chat completions."""
+        return self.type in CHAT_TYPES
+
+    def serves_images(self) -> bool:
+        """Whether the model generates images."""
+        return self.type in IMAGE_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A provider as declared in a data file, before credentials are resolved."""
+
+    name: str
+    wire_format: str
+    base_url: str = ""
+    api_key_env: str | None = None
+    display_name: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    stream_usage: bool = True
+    needs_key: bool = True
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    total_timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogData:
+    """Everything the data files declare."""
+
+    providers: Mapping[str, ProviderSpec]
+    models: Mapping[str, ModelEntry]
+
+
+def _require(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    value = table.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}")
+    return value
+
+
+def _optional_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{where}: '{key}' must be a positive integer")
+    return value
+
+
+def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) -> ProviderSpec:
+    """One ``[providers.NAME]`` table."""
+    where = f"provider {name!r}"
+    wire_format = _require(table, "format", str, where)
+    if wire_format not in WIRE_FORMATS:
+        raise ConfigError(f"{where}: unknown format {wire_format!r}; one of {WIRE_FORMATS}")
+    headers = table.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}: 'headers' must be a table")
+    timeouts = table.get("timeouts") or {}
+    base_url = str(table.get("base_url", ""))
+    if wire_format != "offline" and not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: 'base_url' must be an http(s) URL")
+    api_key_env = table.get("api_key_env")
+    return ProviderSpec(
+        name=name,
+        wire_format=wire_format,
+        base_url=base_url,
+        api_key_env=str(api_key_env) if api_key_env else None,
+        display_name=str(table.get("display_name", name)),
+        headers=tuple((str(k), str(v)) for k, v in headers.items()),
+        stream_usage=bool(table.get("stream_usage", True)),
+        # An operator's provider without a credential variable is a local server that
+        # needs none; a shipped one always needs its credential to be offered.
+        needs_key=bool(api_key_env) or not from_operator,
+        connect_timeout_s=timeouts.get("connect"),
+        read_timeout_s=timeouts.get("read"),
+        total_timeout_s=timeouts.get("total"),
+    )
+
+
+def _parse_deployments(table: Mapping[str, Any], where: str) -> tuple[Deployment, ...]:
+    raw = table.get("deployments")
+    if raw is None:
+        provider = _require(table, "provider", str, where)
+        return (Deployment(provider, str(table.get("upstream") or table["id"])),)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: 'deployments' must be a non-empty list")
+    deployments = []
+    for item in raw:
+        provider = _require(item, "provider", str, where)
+        upstream = _require(item, "upstream", str, where)
+        weight = item.get("weight", 1)
+        if not isinstance(weight, int) or weight < 1:
+            raise ConfigError(f"{where}: deployment weight must be a positive integer")
+        deployments.append(Deployment(provider, upstream, weight))
+    return tuple(deployments)
+
+
+def _parse_pricing(table: Any, where: str) -> Pricing:
+    if table is None:
+        return Pricing()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: 'pricing' must be a table")
+    images = table.get("images") or {}
+    return Pricing(
+        input_per_m=parse_price(table.get("input", "0"), where=where),
+        cached_input_per_m=parse_price(
+            table.get("cached_input", table.get("input", "0")), where=where
+        ),
+        output_per_m=parse_price(table.get("output", "0"), where=where),
+        images={str(k): parse_price(v, where=where) for k, v in images.items()},
+    )
+
+
+def parse_model(table: Mapping[str, Any]) -> ModelEntry:
+    """One ``[[models]]`` entry."""
+    model_id = _require(table, "id", str, "model")
+    where = f"model {model_id!r}"
+    suffix = model_id.rsplit("-", 1)[-1]
+    model_type = table.get("type", suffix)
+    if model_type not in MODEL_TYPES or suffix != model_type:
+        raise ConfigError(f"{where}: the id must end in -text, -image or -hybrid, matching type")
+    capabilities = table.get("capabilities") or []
+    deployments = _parse_deployments(table, where)
+    return ModelEntry(
+        id=model_id,
+        type=model_type,
+        deployments=deployments,
+        pricing=_parse_pricing(table.get("pricing"), where),
+        context_window=_optional_int(table, "context_window", where),
+        max_output_tokens=_optional_int(table, "max_output_tokens", where),
+        capabilities=tuple(str(c) for c in capabilities),
+        owned_by=str(table.get("owned_by", deployments[0].provider)),
+        created=int(table.get("created", 0)),
+    )
+
+
+def parse_document(
+    document: Mapping[str, Any], *, from_operator: bool
+) -> tuple[dict[str, ProviderSpec], dict[str, ModelEntry]]:
+    """Providers and models of one TOML document."""
+    providers_table = document.get("providers") or {}
+    if not isinstance(providers_table, dict):
+        raise ConfigError("'providers' must be a table of tables")
+    providers = {
+        name: parse_provider(name, table, from_operator=from_operator)
+        for name, table in providers_table.items()
+    }
+    models: dict[str, ModelEntry] = {}
+    for table in document.get("models") or []:
+        entry = parse_model(table)
+        models[entry.id] = entry
+    return providers, models
+
+
+def _read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def shipped_documents() -> Iterable[tuple[str, dict[str, Any]]]:
+    """The data files inside the package, in a stable order."""
+    data = resources.files("vaultgate.providers") / "data"
+    for name in sorted(entry.name for entry in data.iterdir() if entry.name.endswith(".toml")):
+        yield name, _read_toml((data / name).read_text(encoding="utf-8"), name)
+
+
+def load_catalog(operator_config: Path | None) -> CatalogData:
+    """The shipped catalog, with the operator's providers and models merged over it."""
+    providers: dict[str, ProviderSpec] = {}
+    models: dict[str, ModelEntry] = {}
+    for _, document in shipped_documents():
+        more_providers, more_models = parse_document(document, from_operator=False)
+        providers.update(more_providers)
+        models.update(more_models)
+    if operator_config is not None:
+        try:
+            text = operator_config.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {operator_config}: {exc}") from None
+        extra_providers, extra_models = parse_document(
+            _read_toml(text, str(operator_config)), from_operator=True
+        )
+        providers.update(extra_providers)
+        models.update(extra_models)
+    for entry in models.values():
+        for deployment in entry.deployments:
+            if deployment.provider not in providers:
+                raise ConfigError(
+                    f"model {entry.id!r} names unknown provider {deployment.provider!r}"
+                )
+    return CatalogData(providers=providers, models=models)

@@ -1,0 +1,240 @@
+"""The shared HTTP machinery of every adapter that talks to a provider over HTTP.
+
+One pooled aiohttp session serves all providers (keep-alive, bounded pools). An adapter
+supplies four translations — build the upstream request, parse a response, translate a
+stream event, map an error — and ``HttpAdapter`` does the rest: sending, timeouts, reading
+streams and turning transport failures into ``UpstreamError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from vaultgate.errors import UpstreamError, UpstreamTimeout
+from vaultgate.providers.base import (
+    ChatCall,
+    ChatResult,
+    ImageCall,
+    ImageResult,
+    JsonObject,
+    ProviderConfig,
+)
+from vaultgate.providers.sse import SseEvent, SseParser
+
+log = logging.getLogger("vaultgate.providers")
+
+MAX_ERROR_MESSAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """An HTTP request to a provider."""
+
+    url: str
+    headers: Mapping[str, str]
+    json: JsonObject
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Connect, first-byte-or-idle-gap, and total limits, in seconds."""
+
+    connect: float
+    read: float
+    total: float
+
+
+class HttpClient:
+    """Owns the pooled session; created by the app at start-up, closed at shutdown."""
+
+    def __init__(self, *, pool_size: int, pool_per_host: int, timeouts: Timeouts) -> None:
+        self.default_timeouts = timeouts
+        self._pool_size = pool_size
+        self._pool_per_host = pool_per_host
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session, made on first use inside the running event loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size,
+                limit_per_host=self._pool_per_host,
+                keepalive_timeout=30,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """Remove a credential from text that came back from a provider."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text[:MAX_ERROR_MESSAGE]
+
+
+def error_message_from_body(raw: bytes) -> tuple[str, JsonObject | None]:
+    """The most useful message in an error body of any shape, and the body as JSON."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw.decode("utf-8", errors="replace").strip()
+        return text or "no error message", None
+    if not isinstance(payload, dict):
+        return str(payload), None
+    error = payload.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"], payload
+    for candidate in (error, payload.get("detail"), payload.get("message")):
+        if isinstance(candidate, str) and candidate:
+            return candidate, payload
+    return orjson.dumps(payload).decode(), payload
+
+
+class HttpAdapter:
+    """Base of HTTP adapters: subclasses provide the four translation methods."""
+
+    def __init__(self, config: ProviderConfig, http: HttpClient) -> None:
+        self.config = config
+        self._http = http
+        defaults = http.default_timeouts
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.total_timeout_s or defaults.total,
+            connect=config.connect_timeout_s or defaults.connect,
+            sock_read=config.read_timeout_s or defaults.read,
+        )
+
+    # The four translations an adapter supplies.
+
+    def build_chat_request(self, call: ChatCall, *, stream: bool) -> UpstreamRequest:
+        """The provider request for an OpenAI-shaped chat call."""
+        raise NotImplementedError
+
+    def parse_chat_response(self, call: ChatCall, payload: Any) -> ChatResult:
+        """An OpenAI ``chat.completion`` from the provider's response body."""
+        raise NotImplementedError
+
+    def translate_stream_event(self, call: ChatCall, event: SseEvent) -> list[JsonObject]:
+        """OpenAI chunks for one upstream stream event (raise UpstreamError for errors)."""
+        raise NotImplementedError
+
+    def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        """An UpstreamError for a provider's error response."""
+        raise NotImplementedError
+
+    # Shared behaviour.
+
+    def unsupported_params(self, body: JsonObject) -> list[str]:
+        """By default every parameter is passed on."""
+        return []
+
+    async def chat(self, call: ChatCall) -> ChatResult:
+        """Send the request and parse the whole answer."""
+        request = self.build_chat_request(call, stream=False)
+        async with self._send(request) as response:
+            raw = await self._read_body(response)
+            if response.status >= 400:
+                raise self.map_error(response.status, raw, response.headers)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.config.name} sent a response that is not JSON") from None
+        return self.parse_chat_response(call, payload)
+
+    async def chat_stream(self, call: ChatCall) -> AsyncIterator[JsonObject]:
+        """Send the request and translate the event stream as it arrives."""
+        request = self.build_chat_request(call, stream=True)
+        async with self._send(request) as response:
+            if response.status >= 400:
+                raise self.map_error(
+                    response.status, await self._read_body(response), response.headers
+                )
+            parser = SseParser()
+            try:
+                async for data in response.content.iter_any():
+                    for event in parser.feed(data):
+                        for chunk in self.translate_stream_event(call, event):
+                            yield chunk
+            except TimeoutError:
+                raise UpstreamTimeout(f"{self.config.name} stream stalled") from None
+            except aiohttp.ClientError as exc:
+                raise UpstreamError(
+                    f"{self.config.name} stream broke: {type(exc).__name__}"
+                ) from None
+            for event in parser.close():
+                for chunk in self.translate_stream_event(call, event):
+                    yield chunk
+
+    async def images(self, call: ImageCall) -> ImageResult:
+        """Providers without an image API refuse."""
+        raise UpstreamError(
+            f"{self.config.name} does not generate images", status=400, retryable=False
+        )
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        try:
+            return await response.read()
+        except TimeoutError:
+            raise UpstreamTimeout(f"{self.config.name} timed out sending its body") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                f"{self.config.name} connection broke: {type(exc).__name__}"
+            ) from None
+
+    def _send(self, request: UpstreamRequest) -> _Exchange:
+        return _Exchange(self, request)
+
+    async def aclose(self) -> None:
+        """The session belongs to the app; nothing to release here."""
+
+
+class _Exchange:
+    """Async context manager around one request, mapping transport failures."""
+
+    def __init__(self, adapter: HttpAdapter, request: UpstreamRequest) -> None:
+        self._adapter = adapter
+        self._request = request
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        adapter, request = self._adapter, self._request
+        name = adapter.config.name
+        try:
+            self._response = await adapter._http.session.post(
+                request.url,
+                data=orjson.dumps(request.json),
+                headers=request.headers,
+                timeout=adapter._timeout,
+            )
+        except TimeoutError:
+            raise UpstreamTimeout(f"{name} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"could not reach {name}: {type(exc).__name__}") from None
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            # Closing (not releasing) drops a half-read stream's connection at once, so an
+            # abandoned or failed stream stops the upstream generation too.
+            if exc_info[0] is not None:
+                self._response.close()
+            else:
+                self._response.release()

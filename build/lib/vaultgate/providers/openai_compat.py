@@ -1,0 +1,155 @@
+"""The OpenAI wire format, for OpenAI itself and every server that imitates it.
+
+Real servers differ from OpenAI in ways this adapter absorbs: streams without usage (the
+gateway then counts tokens itself), SSE comment and keep-alive lines, error bodies that are
+not in OpenAI's shape, and 5xx statuses for what the body says is a client error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from vaultgate.errors import UpstreamError
+from vaultgate.providers.base import (
+    ChatCall,
+    ChatResult,
+    GeneratedImage,
+    ImageCall,
+    ImageResult,
+    JsonObject,
+    usage_from_openai,
+)
+from vaultgate.providers.http import (
+    HttpAdapter,
+    UpstreamRequest,
+    error_message_from_body,
+    scrub_secret,
+)
+from vaultgate.providers.sse import SseEvent
+
+# Upstream statuses that mean the caller's request was wrong, and are never retried.
+CLIENT_ERROR_STATUSES = frozenset({400, 413, 415, 422})
+# Upstream statuses about VaultGate's own credentials or setup: another deployment may work.
+DEPLOYMENT_ERROR_STATUSES = frozenset({401, 402, 403, 404})
+
+
+def _says_client_error(payload: JsonObject | None) -> bool:
+    """Whether a 5xx body declares itself a client error (llama.cpp and vLLM do this)."""
+    if not payload:
+        return False
+    error = payload.get("error")
+    if not isinstance(error, dict):
+        return False
+    code = error.get("code")
+    if isinstance(code, int) and 400 <= code < 500 and code != 429:
+        return True
+    return error.get("type") in ("invalid_request_error", "BadRequestError")
+
+
+class OpenAICompatibleAdapter(HttpAdapter):
+    """Chat and images over the OpenAI REST API at any base URL."""
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        headers.update(self.config.headers)
+        return headers
+
+    def _url(self, path: str) -> str:
+        return self.config.base_url.rstrip("/") + path
+
+    def build_chat_request(self, call: ChatCall, *, stream: bool) -> UpstreamRequest:
+        """The client's body, with the upstream model name and usage reporting asked for."""
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        if stream:
+            body["stream"] = True
+            if self.config.stream_usage:
+                options = dict(body.get("stream_options") or {})
+                options["include_usage"] = True
+                body["stream_options"] = options
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return UpstreamRequest(self._url("/chat/completions"), self._headers(), body)
+
+    def parse_chat_response(self, call: ChatCall, payload: Any) -> ChatResult:
+        """OpenAI's own shape; only the model name is rewritten to the gateway's id."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+            raise UpstreamError(f"{self.config.name} sent a malformed chat completion")
+        payload["model"] = call.model_id
+        payload.setdefault("object", "chat.completion")
+        payload.setdefault("created", int(time.time()))
+        return ChatResult(body=payload, usage=usage_from_openai(payload.get("usage")))
+
+    def translate_stream_event(self, call: ChatCall, event: SseEvent) -> list[JsonObject]:
+        """Each ``data:`` event is already an OpenAI chunk; ``[DONE]`` ends nothing here."""
+        data = event.data.strip()
+        if not data or data == "[DONE]":
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.config.name} sent a malformed stream event") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(f"{self.config.name} sent a malformed stream event")
+        if "error" in chunk or event.event == "error":
+            message, _ = error_message_from_body(data.encode())
+            raise UpstreamError(
+                scrub_secret(f"{self.config.name}: {message}", self.config.api_key)
+            )
+        chunk["model"] = call.model_id
+        return [chunk]
+
+    def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        """Classify by status and by the body's declared type, never by message wording."""
+        message, payload = error_message_from_body(raw)
+        name = self.config.name
+        if status in DEPLOYMENT_ERROR_STATUSES:
+            return UpstreamError(
+                f"{name} rejected the request for this deployment (HTTP {status})",
+                status=502,
+            )
+        text = scrub_secret(f"{name}: {message}", self.config.api_key)
+        if status in CLIENT_ERROR_STATUSES or (status >= 500 and _says_client_error(payload)):
+            return UpstreamError(
+                text, status=400, error_type="invalid_request_error",
+                code="upstream_rejected_request", retryable=False,
+            )  # fmt: skip
+        if status == 429:
+            retry_after = headers.get("retry-after")
+            extra = {"retry-after": retry_after} if retry_after else None
+            return UpstreamError(
+                text, status=429, error_type="rate_limit_error",
+                code="upstream_rate_limited", headers=extra,
+            )  # fmt: skip
+        return UpstreamError(text, status=502 if status >= 500 else status)
+
+    async def images(self, call: ImageCall) -> ImageResult:
+        """POST /images/generations and relay what comes back."""
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        request = UpstreamRequest(self._url("/images/generations"), self._headers(), body)
+        async with self._send(request) as response:
+            raw = await self._read_body(response)
+            if response.status >= 400:
+                raise self.map_error(response.status, raw, response.headers)
+        try:
+            payload = orjson.loads(raw)
+            items = payload["data"]
+            images = [
+                GeneratedImage(
+                    url=item.get("url"),
+                    b64_json=item.get("b64_json"),
+                    revised_prompt=item.get("revised_prompt"),
+                )
+                for item in items
+            ]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise UpstreamError(f"{self.config.name} sent a malformed image response") from None
+        return ImageResult(images=images, created=int(payload.get("created") or time.time()))

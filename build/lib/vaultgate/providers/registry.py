@@ -1,0 +1,102 @@
+"""The explicit registry: which providers are offered, and the models they make available.
+
+A provider is offered when its credential variable is set (or it needs none, like the
+offline provider and an operator's local servers). A model is offered when at least one of
+its deployments is on an offered provider; its unavailable deployments are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from vaultgate.config import Settings
+from vaultgate.providers.base import Provider, ProviderConfig
+from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec
+from vaultgate.providers.http import HttpClient
+from vaultgate.providers.offline import OfflineProvider
+from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
+
+log = logging.getLogger("vaultgate.providers")
+
+AdapterFactory = Callable[[ProviderConfig, HttpClient, Settings], Provider]
+
+
+def _offline(config: ProviderConfig, _http: HttpClient, settings: Settings) -> Provider:
+    return OfflineProvider(
+        config,
+        token_delay_s=settings.offline_token_delay_ms / 1000,
+        first_token_delay_s=settings.offline_first_token_delay_ms / 1000,
+    )
+
+
+def _openai(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return OpenAICompatibleAdapter(config, http)
+
+
+ADAPTERS: Mapping[str, AdapterFactory] = {
+    "offline": _offline,
+    "openai": _openai,
+}
+
+
+def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderConfig | None:
+    """The runtime config of a provider, or None when its credential is missing."""
+    api_key = environ.get(spec.api_key_env) if spec.api_key_env else None
+    if spec.needs_key and spec.wire_format != "offline" and not api_key:
+        return None
+    return ProviderConfig(
+        name=spec.name,
+        wire_format=spec.wire_format,
+        base_url=spec.base_url,
+        api_key=api_key or None,
+        api_key_env=spec.api_key_env,
+        headers=spec.headers,
+        stream_usage=spec.stream_usage,
+        connect_timeout_s=spec.connect_timeout_s,
+        read_timeout_s=spec.read_timeout_s,
+        total_timeout_s=spec.total_timeout_s,
+        display_name=spec.display_name,
+    )
+
+
+@dataclass
+class Registry:
+    """Offered providers and models, built once by the app factory."""
+
+    providers: dict[str, Provider]
+    models: dict[str, ModelEntry]
+
+    @classmethod
+    def build(
+        cls,
+        catalog: CatalogData,
+        *,
+        settings: Settings,
+        http: HttpClient,
+        environ: Mapping[str, str],
+    ) -> Registry:
+        """Instantiate the adapters of every offered provider."""
+        providers: dict[str, Provider] = {}
+        for spec in catalog.providers.values():
+            if spec.wire_format == "offline" and not settings.offline_provider:
+                continue
+            config = resolve_config(spec, environ)
+            if config is not None:
+                providers[spec.name] = ADAPTERS[spec.wire_format](config, http, settings)
+        models = {}
+        for entry in catalog.models.values():
+            live = tuple(d for d in entry.deployments if d.provider in providers)
+            if live:
+                models[entry.id] = replace(entry, deployments=live)
+        log.info(
+            "catalog loaded",
+            extra={"fields": {"providers": len(providers), "models": len(models)}},
+        )
+        return cls(providers=providers, models=models)
+
+    async def aclose(self) -> None:
+        """Close every adapter."""
+        for provider in self.providers.values():
+            await provider.aclose()

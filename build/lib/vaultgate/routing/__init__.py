@@ -1,0 +1,1 @@
+"""Choosing deployments for a model and failing over between them."""

@@ -1,0 +1,1 @@
+"""Relational storage: tables, the engine factory and migrations."""
