@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vaultgate.accounts.keys import KeyCache
+from vaultgate.billing.reservations import release_stale
 from vaultgate.config import Settings
 from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
 from vaultgate.gateway.chat import chat_completions
@@ -26,6 +28,9 @@ from vaultgate.gateway.image_store import ImageStore
 from vaultgate.gateway.images import image_file, image_generations
 from vaultgate.gateway.models import get_model, list_models
 from vaultgate.gateway.responses import JsonResponse, error_response
+from vaultgate.limits.base import SlidingWindowLimiter
+from vaultgate.limits.memory import MemoryLimiter
+from vaultgate.limits.redis import RedisLimiter
 from vaultgate.providers.catalog import load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
@@ -35,6 +40,7 @@ from vaultgate.usage.request_log import RequestLogWriter
 log = logging.getLogger("vaultgate.app")
 
 IMAGE_PURGE_INTERVAL_S = 300.0
+STALE_HOLD_CHECK_S = 60.0
 READY_TIMEOUT_S = 2.0
 
 
@@ -96,6 +102,13 @@ async def _every(interval: float, job: Callable[[], Awaitable[object]], name: st
             log.exception("periodic job failed", extra={"fields": {"job": name}})
 
 
+def build_limiter(settings: Settings) -> SlidingWindowLimiter:
+    """Redis-backed limits when Redis is configured, in-process ones otherwise."""
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    return MemoryLimiter()
+
+
 def create_app(
     settings: Settings | None = None, environ: Mapping[str, str] | None = None
 ) -> Starlette:
@@ -126,7 +139,13 @@ def create_app(
         ),
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
+        limiter=build_limiter(settings),
     )
+
+    async def release_orphans() -> int:
+        return await release_stale(
+            engine, older_than=dt.timedelta(seconds=settings.stale_hold_after_s)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -146,6 +165,7 @@ def create_app(
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             await state.request_log.close()
+            await state.limiter.aclose()
             await registry.aclose()
             await http.aclose()
             await engine.dispose()

@@ -95,6 +95,26 @@ class Settings(BaseSettings):
     image_ttl_s: int = Field(
         3600, ge=60, description="How long generated images stay downloadable by URL."
     )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis URL, e.g. redis://127.0.0.1:6379/0. When set, rate limits are shared by "
+            "every process through it; otherwise they are kept in process."
+        ),
+    )
+    starter_credit_micros: int = Field(
+        1_000_000,
+        ge=0,
+        description="Credit granted to each new account, in micro-USD (1,000,000 = $1).",
+    )
+    stale_hold_after_s: float = Field(
+        1800.0,
+        gt=0,
+        description=(
+            "Age after which a request's hold is deemed orphaned by a crashed process and "
+            "released. Must exceed the longest request."
+        ),
+    )
     admin_email: str = Field(
         "admin@localhost", description="Email of the first admin, created on first start."
     )

@@ -14,6 +14,10 @@ The upstream model name selects the behaviour:
 - ``cut-after-<n>``: streams n content chunks, then drops the connection.
 - ``malformed``: a 200 whose body is not JSON.
 - ``slow-<ms>``: waits that long before answering.
+- ``echo-key-<status>``: answers that status with an OpenAI-shaped error whose message
+  repeats the ``Authorization`` header it received (as careless servers do).
+- ``echo-key-text-<status>``: the same, as a plain-text body.
+- ``echo-key-stream``: streams one content chunk, then an error event repeating the header.
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(Recorded(request.path, dict(request.headers), body))
         model = str(body.get("model", "plain"))
+        echoed = _echo_key_answer(model, request.headers.get("Authorization", ""))
+        if echoed is not None:
+            return echoed
         early = await _early_answer(model)
         if early is not None:
             return early
@@ -148,6 +155,18 @@ def _error(status: int, message: str, kind: str = "server_error") -> web.Respons
     return web.json_response(payload, status=status)
 
 
+def _echo_key_answer(model: str, authorization: str) -> web.Response | None:
+    """Error answers that repeat the caller's credential back to it."""
+    message = f"Incorrect API key provided: {authorization}"
+    if model.startswith("echo-key-text-"):
+        return web.Response(status=int(model.rsplit("-", 1)[1]), text=message)
+    if model.startswith("echo-key-") and model != "echo-key-stream":
+        status = int(model.rsplit("-", 1)[1])
+        kind = "invalid_request_error" if status < 500 and status != 429 else "server_error"
+        return _error(status, message, kind)
+    return None
+
+
 async def _early_answer(model: str) -> web.Response | None:
     """Answers that do not depend on the request body."""
     if model.startswith("slow-"):
@@ -193,7 +212,9 @@ async def _stream(request: web.Request, body: dict[str, Any], model: str) -> web
     }
     limit = len(REPLY_WORDS)
     failure = None
-    if model.startswith(("stream-error-after-", "cut-after-")):
+    if model == "echo-key-stream":
+        limit, failure = 1, "echo"
+    elif model.startswith(("stream-error-after-", "cut-after-")):
         limit = int(model.rsplit("-", 1)[1])
         failure = "error" if model.startswith("stream-error") else "cut"
     if crlf:
@@ -223,6 +244,10 @@ async def _stream(request: web.Request, body: dict[str, Any], model: str) -> web
         await response.write(
             event({"error": {"message": "overloaded mid-stream", "type": "server_error"}})
         )
+        return response
+    if failure == "echo":
+        message = f"bad key {request.headers.get('Authorization', '')}"
+        await response.write(event({"error": {"message": message, "type": "server_error"}}))
         return response
     if failure == "cut":
         assert request.transport is not None

@@ -92,7 +92,11 @@ def prepare_database(url: str) -> None:
 
 
 def make_user_and_key(
-    url: str, *, email: str = "user@example.com", **key_options: object
+    url: str,
+    *,
+    email: str = "user@example.com",
+    credit_micros: int = 100_000_000,
+    **key_options: object,
 ) -> tuple[User, str, int]:
     """A user and an API key for it; returns the user, the key and the key's id."""
 
@@ -100,7 +104,11 @@ def make_user_and_key(
         engine = create_engine(url)
         try:
             user = await create_user(
-                engine, email=email, username=email.split("@")[0], password="correct horse battery"
+                engine,
+                email=email,
+                username=email.split("@")[0],
+                password="correct horse battery",
+                starter_credit_micros=credit_micros,
             )
             key, record = await create_key(engine, user_id=user.id, name="test", **key_options)  # type: ignore[arg-type]
             return user, key, record.id

@@ -52,6 +52,7 @@ class KeyRecord:
     name: str
     prefix: str
     rpm_limit: int
+    tpm_limit: int | None
     token_quota: int | None
     allowed_models: tuple[str, ...] | None
     expires_at: float | None
@@ -104,6 +105,7 @@ def _record_from_row(row: Any) -> KeyRecord:
         name=row.name,
         prefix=row.prefix,
         rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
         token_quota=row.token_quota,
         allowed_models=allowed,
         expires_at=expires,
@@ -118,6 +120,7 @@ _KEY_COLUMNS = (
     api_keys.c.name,
     api_keys.c.prefix,
     api_keys.c.rpm_limit,
+    api_keys.c.tpm_limit,
     api_keys.c.token_quota,
     api_keys.c.allowed_models,
     api_keys.c.expires_at,
@@ -138,6 +141,7 @@ async def create_key(
     user_id: int,
     name: str,
     rpm_limit: int = DEFAULT_RPM,
+    tpm_limit: int | None = None,
     token_quota: int | None = None,
     allowed_models: Sequence[str] | None = None,
     expires_at: dt.datetime | None = None,
@@ -148,6 +152,8 @@ async def create_key(
         raise InvalidRequest("key name must be 1-100 characters", param="name")
     if rpm_limit < 1:
         raise InvalidRequest("rpm must be at least 1", param="rpm")
+    if tpm_limit is not None and tpm_limit < 1:
+        raise InvalidRequest("tpm must be at least 1", param="tpm")
     if token_quota is not None and token_quota < 0:
         raise InvalidRequest("token quota cannot be negative", param="token_quota")
     key = generate_key()
@@ -158,6 +164,7 @@ async def create_key(
         "key_hash": hash_key(key),
         "prefix": key[:DISPLAY_PREFIX_LENGTH],
         "rpm_limit": rpm_limit,
+        "tpm_limit": tpm_limit,
         "token_quota": token_quota,
         "allowed_models": normalise_restrictions(allowed_models),
         "expires_at": expires_at,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.accounts.passwords import hash_password
+from vaultgate.billing.ledger import GRANT, open_balance, post_entry
 from vaultgate.errors import InvalidRequest
 from vaultgate.storage.tables import users
 
@@ -50,9 +51,15 @@ def validate_new_user(email: str, username: str, password: str) -> None:
 
 
 async def create_user(
-    engine: AsyncEngine, *, email: str, username: str, password: str, is_admin: bool = False
+    engine: AsyncEngine,
+    *,
+    email: str,
+    username: str,
+    password: str,
+    is_admin: bool = False,
+    starter_credit_micros: int = 0,
 ) -> User:
-    """Create an account; raise InvalidRequest if the email or username is taken."""
+    """Create an account with its balance and starter grant; InvalidRequest if taken."""
     email = normalise_email(email)
     username = username.strip()
     validate_new_user(email, username, password)
@@ -70,6 +77,15 @@ async def create_user(
         async with engine.begin() as conn:
             result = await conn.execute(insert(users).values(row).returning(users.c.id))
             user_id = result.scalar_one()
+            await open_balance(conn, user_id)
+            if starter_credit_micros:
+                await post_entry(
+                    conn,
+                    user_id=user_id,
+                    kind=GRANT,
+                    amount_micros=starter_credit_micros,
+                    note="starter credit",
+                )
     except IntegrityError:
         raise InvalidRequest("a user with that email or username exists", param="email") from None
     return User(user_id, email, username, is_admin, True)

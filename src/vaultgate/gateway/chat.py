@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from vaultgate.errors import UpstreamError, VaultGateError
+from vaultgate.gateway.admission import admit_chat
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import (
     EventStreamResponse,
@@ -49,12 +50,22 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
         trace.model = model_id
         model = state.resolve_model(model_id, trace.key, endpoint="chat")
         trace.stream = bool(body.get("stream"))
+        admission = await admit_chat(
+            state.engine, state.limiter, trace.key, model, body, request_id=trace.request_id
+        )
+        trace.hold = admission.hold
+        trace.extra_headers.update(admission.headers)
+        trace.prices = model.pricing.token_snapshot()
         if trace.stream:
             return await _stream(state, trace, model, body)
         return await _complete(state, trace, model, body)
     except VaultGateError as error:
         trace.finish(state.request_log, status=error.status, error=error)
         return error_response(error, trace.headers())
+    except BaseException:
+        # Whatever happens, a hold taken for this request must be settled (released).
+        trace.finish(state.request_log, status=500, error="internal error")
+        raise
 
 
 def _prepare(provider: Provider, body: JsonObject) -> tuple[JsonObject, list[str]]:

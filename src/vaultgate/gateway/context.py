@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from vaultgate.accounts.keys import KeyCache, KeyRecord
+from vaultgate.billing.reservations import Hold
 from vaultgate.config import Settings
 from vaultgate.errors import (
     ModelNotAllowed,
@@ -19,11 +20,12 @@ from vaultgate.errors import (
     WrongEndpoint,
 )
 from vaultgate.gateway.image_store import ImageStore
+from vaultgate.limits.base import SlidingWindowLimiter
 from vaultgate.log import log_access
 from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
-from vaultgate.usage.request_log import RequestLogEntry, RequestLogWriter
+from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
 
 
 @dataclass
@@ -36,6 +38,7 @@ class GatewayState:
     request_log: RequestLogWriter
     images: ImageStore
     engine: AsyncEngine
+    limiter: SlidingWindowLimiter
 
     def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
         """The model a key asks for, checked for existence, endpoint and permission."""
@@ -93,6 +96,9 @@ class RequestTrace:
     stream: bool = False
     first_byte: float | None = None
     images: int = 0
+    hold: Hold | None = None
+    prices: dict[str, object] | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def mark_first_byte(self) -> None:
         """Note the time the first content reached the client."""
@@ -101,7 +107,7 @@ class RequestTrace:
 
     def headers(self) -> dict[str, str]:
         """Response headers that identify the request and who served it."""
-        headers = {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id, **self.extra_headers}
         if self.provider:
             headers["x-vaultgate-provider"] = self.provider
         if self.attempts:
@@ -123,6 +129,10 @@ class RequestTrace:
         ttft_ms = int((self.first_byte - self.started) * 1000) if self.first_byte else None
         usage = usage or Usage()
         message = error.message if isinstance(error, VaultGateError) else error
+        # The hold is an upper bound; capping at it keeps the balance from going negative
+        # even if a provider over-reports.
+        charged = min(cost_micros, self.hold.amount_micros) if self.hold else 0
+        tokens_used = min(usage.total_tokens, self.hold.tokens) if self.hold else 0
         entry = RequestLogEntry(
             created_at=dt.datetime.now(dt.UTC),
             request_id=self.request_id,
@@ -140,11 +150,12 @@ class RequestTrace:
             images=self.images,
             usage_estimated=usage.estimated,
             cost_micros=cost_micros,
+            charged_micros=charged,
             ttft_ms=ttft_ms,
             attempts=self.attempts,
             error=message,
         )
-        writer.record(entry)
+        writer.record(FinishedRequest(entry, self.hold, tokens_used, dict(self.prices or {})))
         log_access(
             {
                 "request_id": self.request_id,

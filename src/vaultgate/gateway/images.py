@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from vaultgate.errors import InvalidRequest, NotFound, VaultGateError
+from vaultgate.gateway.admission import admit_images
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import JsonResponse, error_response, read_json
 from vaultgate.gateway.validation import validate_images
@@ -33,6 +34,9 @@ async def image_generations(request: Request) -> Response:
     except VaultGateError as error:
         trace.finish(state.request_log, status=error.status, error=error)
         return error_response(error, trace.headers())
+    except BaseException:
+        trace.finish(state.request_log, status=500, error="internal error")
+        raise
 
 
 def _unit_price(model: ModelEntry, size: str, quality: str) -> int:
@@ -58,6 +62,14 @@ async def _generate(
     count = body.get("n") or 1
     response_format = body.get("response_format") or "url"
     unit_price = _unit_price(model, size, quality)
+    assert trace.key is not None
+    admission = await admit_images(
+        state.engine, state.limiter, trace.key, amount_micros=unit_price * count,
+        request_id=trace.request_id,
+    )  # fmt: skip
+    trace.hold = admission.hold
+    trace.extra_headers.update(admission.headers)
+    trace.prices = {"per_image": unit_price, "size": size, "quality": quality}
 
     async def attempt(provider: Provider, deployment: Deployment) -> ImageResult:
         call = ImageCall(

@@ -1,0 +1,315 @@
+"""The model catalog: the shipped data files and the operator's config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaultgate.errors import ConfigError
+from vaultgate.providers.catalog import (
+    MODEL_TYPES,
+    WIRE_FORMATS,
+    CatalogData,
+    Deployment,
+    load_catalog,
+    shipped_documents,
+)
+
+SHIPPED = load_catalog(None)
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    """An operator config file holding ``text``."""
+    path = tmp_path / "vaultgate.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_text(tmp_path: Path, text: str) -> CatalogData:
+    """The catalog with an operator file holding ``text``."""
+    return load_catalog(write_config(tmp_path, text))
+
+
+LOCAL_PROVIDER = """
+[providers.local]
+format = "openai"
+base_url = "http://127.0.0.1:9/v1"
+"""
+
+
+# The shipped catalog.
+
+
+def test_shipped_catalog_has_offline_provider_and_models() -> None:
+    assert SHIPPED.providers["offline"].wire_format == "offline"
+    assert {"offline-small-text", "offline-painter-image", "offline-omni-hybrid"} <= set(
+        SHIPPED.models
+    )
+
+
+@pytest.mark.parametrize("model_id", sorted(SHIPPED.models))
+def test_shipped_model_is_well_formed(model_id: str) -> None:
+    entry = SHIPPED.models[model_id]
+    pricing = entry.pricing
+
+    assert entry.type in MODEL_TYPES
+    assert model_id.endswith("-" + entry.type)
+    assert entry.deployments
+    assert all(d.provider in SHIPPED.providers for d in entry.deployments)
+    assert all(d.upstream and d.weight >= 1 for d in entry.deployments)
+    prices = [pricing.input_per_m, pricing.cached_input_per_m, pricing.output_per_m]
+    assert all(type(price) is int and price >= 0 for price in prices)
+    assert all(type(price) is int and price > 0 for price in pricing.images.values())
+    if entry.serves_chat():
+        assert pricing.input_per_m > 0
+        assert pricing.output_per_m > 0
+        assert pricing.cached_input_per_m <= pricing.input_per_m
+    if entry.serves_images():
+        assert pricing.images
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED.providers))
+def test_shipped_provider_is_well_formed(name: str) -> None:
+    spec = SHIPPED.providers[name]
+
+    assert spec.wire_format in WIRE_FORMATS
+    assert spec.display_name
+    if spec.wire_format != "offline":
+        assert spec.base_url.startswith("https://")
+        assert spec.api_key_env
+        assert spec.needs_key
+
+
+def test_shipped_model_ids_are_unique_across_data_files() -> None:
+    ids = [
+        model["id"] for _, document in shipped_documents() for model in document.get("models", [])
+    ]
+
+    assert len(ids) == len(set(ids))
+
+
+def test_shipped_prices_are_exact_micros() -> None:
+    pricing = SHIPPED.models["gpt-4o-mini-text"].pricing
+
+    assert (pricing.input_per_m, pricing.cached_input_per_m) == (150_000, 75_000)
+    assert pricing.output_per_m == 600_000
+
+
+# The operator's config file.
+
+
+def test_operator_config_adds_provider_and_models(tmp_path: Path) -> None:
+    catalog = load_text(
+        tmp_path,
+        LOCAL_PROVIDER
+        + """
+[[models]]
+id = "llama-text"
+provider = "local"
+upstream = "meta/llama"
+context_window = 8192
+pricing = { input = "0.05", output = 0.08 }
+
+[[models]]
+id = "pair-text"
+deployments = [
+    { provider = "local", upstream = "a", weight = 3 },
+    { provider = "offline", upstream = "offline-small" },
+]
+""",
+    )
+
+    local = catalog.providers["local"]
+    assert local.base_url == "http://127.0.0.1:9/v1"
+    assert local.needs_key is False
+    llama = catalog.models["llama-text"]
+    assert llama.deployments == (Deployment("local", "meta/llama"),)
+    assert (llama.pricing.input_per_m, llama.pricing.output_per_m) == (50_000, 80_000)
+    assert llama.pricing.cached_input_per_m == 50_000
+    assert llama.context_window == 8192
+    assert catalog.models["pair-text"].providers == ("local", "offline")
+    assert catalog.models["pair-text"].deployments[0].weight == 3
+    assert "gpt-4o-text" in catalog.models
+
+
+def test_operator_provider_with_key_variable_needs_key(tmp_path: Path) -> None:
+    catalog = load_text(tmp_path, LOCAL_PROVIDER + 'api_key_env = "LOCAL_KEY"\n')
+
+    assert catalog.providers["local"].needs_key is True
+    assert catalog.providers["local"].api_key_env == "LOCAL_KEY"
+
+
+def test_operator_model_with_shipped_id_replaces_it(tmp_path: Path) -> None:
+    catalog = load_text(
+        tmp_path,
+        LOCAL_PROVIDER
+        + """
+[[models]]
+id = "gpt-4o-text"
+provider = "local"
+upstream = "my-gpt"
+pricing = { input = "9", output = "9" }
+""",
+    )
+
+    entry = catalog.models["gpt-4o-text"]
+    assert entry.deployments == (Deployment("local", "my-gpt"),)
+    assert entry.pricing.input_per_m == 9_000_000
+    assert entry.capabilities == ()
+
+
+def test_operator_provider_with_shipped_name_replaces_it(tmp_path: Path) -> None:
+    catalog = load_text(
+        tmp_path, '[providers.openai]\nformat = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    )
+
+    assert catalog.providers["openai"].base_url == "http://127.0.0.1:9/v1"
+    assert catalog.models["gpt-4o-text"].providers == ("openai",)
+
+
+def test_operator_provider_timeouts_and_headers_are_read(tmp_path: Path) -> None:
+    catalog = load_text(
+        tmp_path,
+        LOCAL_PROVIDER
+        + 'headers = { "X-Org" = "acme" }\nstream_usage = false\n'
+        + "timeouts = { connect = 2, read = 3.5, total = 60 }\n",
+    )
+
+    spec = catalog.providers["local"]
+    assert spec.headers == (("X-Org", "acme"),)
+    assert spec.stream_usage is False
+    assert (spec.connect_timeout_s, spec.read_timeout_s, spec.total_timeout_s) == (2, 3.5, 60)
+
+
+MODEL = '\n[[models]]\nprovider = "local"\n'
+
+INVALID_CONFIGS = {
+    "bad-suffix": (LOCAL_PROVIDER + MODEL + 'id = "llama"\n', "must end in -text"),
+    "type-mismatch": (
+        LOCAL_PROVIDER + MODEL + 'id = "llama-text"\ntype = "image"\n',
+        "matching type",
+    ),
+    "unknown-provider": (
+        '[[models]]\nid = "x-text"\nprovider = "nowhere"\n',
+        "unknown provider 'nowhere'",
+    ),
+    "unknown-provider-in-deployments": (
+        '[[models]]\nid = "x-text"\ndeployments = [{ provider = "nowhere", upstream = "x" }]\n',
+        "unknown provider 'nowhere'",
+    ),
+    "float-price-too-precise": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { input = 0.0000001 }\n',
+        "at most 6 decimals",
+    ),
+    "string-price-too-precise": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { output = "0.0000005" }\n',
+        "at most 6 decimals",
+    ),
+    "negative-price": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { input = "-1" }\n',
+        "non-negative",
+    ),
+    "word-price": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { input = "cheap" }\n',
+        "not a number",
+    ),
+    "nan-price": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { input = nan }\n',
+        "not a finite number",
+    ),
+    "infinite-price": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = { input = "Infinity" }\n',
+        "not a finite number",
+    ),
+    "image-price-too-precise": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-image"\n[models.pricing.images]\n"1x1" = "0.1234567"\n',
+        "at most 6 decimals",
+    ),
+    "bad-base-url": (
+        '[providers.local]\nformat = "openai"\nbase_url = "127.0.0.1:8000/v1"\n',
+        "'base_url' must be an http(s) URL",
+    ),
+    "missing-base-url": ('[providers.local]\nformat = "openai"\n', "base_url"),
+    "unknown-format": (
+        '[providers.local]\nformat = "anthropic-ish"\nbase_url = "http://127.0.0.1:9"\n',
+        "unknown format 'anthropic-ish'",
+    ),
+    "missing-format": ('[providers.local]\nbase_url = "http://127.0.0.1:9"\n', "'format'"),
+    "headers-not-table": (LOCAL_PROVIDER + 'headers = "X-A: b"\n', "'headers' must be a table"),
+    "empty-deployments": (
+        '[[models]]\nid = "x-text"\ndeployments = []\n',
+        "'deployments' must be a non-empty list",
+    ),
+    "zero-weight": (
+        LOCAL_PROVIDER
+        + '[[models]]\nid = "x-text"\n'
+        + 'deployments = [{ provider = "local", upstream = "a", weight = 0 }]\n',
+        "weight must be a positive integer",
+    ),
+    "negative-context-window": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\ncontext_window = -5\n',
+        "'context_window' must be a positive integer",
+    ),
+    "missing-id": (LOCAL_PROVIDER + MODEL, "'id' must be a str"),
+    "model-without-provider": ('[[models]]\nid = "x-text"\n', "'provider' must be a str"),
+    "pricing-not-table": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\npricing = "free"\n',
+        "'pricing' must be a table",
+    ),
+    "providers-not-table": ('providers = "openai"\n', "'providers' must be a table"),
+    "deployment-not-table": (
+        LOCAL_PROVIDER + '[[models]]\nid = "x-text"\ndeployments = ["local"]\n',
+        "model 'x-text': each deployment must be a table",
+    ),
+    "models-not-array": ('[models]\nid = "x-text"\n', "write [[models]]"),
+    "model-not-table": ("models = [1]\n", "'models': each entry must be a table"),
+    "provider-not-table": ('[providers]\nlocal = "x"\n', "provider 'local': the declaration"),
+    "timeouts-not-table": (LOCAL_PROVIDER + "timeouts = 5\n", "'timeouts' must be a table"),
+    "timeout-not-number": (LOCAL_PROVIDER + 'timeouts = { read = "soon" }\n', "'timeouts.read'"),
+    "images-not-table": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-image"\npricing = { images = "0.04" }\n',
+        "'pricing.images' must be a table",
+    ),
+    "capabilities-not-array": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\ncapabilities = "tools"\n',
+        "'capabilities' must be an array",
+    ),
+    "created-not-integer": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\ncreated = "yesterday"\n',
+        "'created' must be an integer",
+    ),
+    "toml-syntax": ('[providers.local\nformat = "openai"\n', "vaultgate.toml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_CONFIGS))
+def test_operator_config_invalid_raises_config_error_naming_problem(
+    tmp_path: Path, case: str
+) -> None:
+    text, expected = INVALID_CONFIGS[case]
+
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, text)
+
+    assert expected in str(caught.value)
+
+
+def test_operator_config_unreadable_file_raises_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+
+    with pytest.raises(ConfigError, match=r"cannot read config file .*absent\.toml"):
+        load_catalog(missing)
+
+
+def test_operator_config_directory_raises_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_catalog(tmp_path)
+
+
+def test_operator_config_invalid_utf8_raises_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"# caf\xe9\n")
+
+    with pytest.raises(ConfigError, match=r"cannot read config file .*latin1\.toml"):
+        load_catalog(path)

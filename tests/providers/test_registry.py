@@ -1,0 +1,126 @@
+"""The registry: which providers are offered, and which models they make available."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vaultgate.config import Settings
+from vaultgate.providers.catalog import CatalogData, load_catalog
+from vaultgate.providers.http import HttpClient, Timeouts
+from vaultgate.providers.offline import OfflineProvider
+from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
+from vaultgate.providers.registry import Registry
+
+OPERATOR = """
+[providers.local]
+format = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[providers.keyed]
+format = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "KEYED_SECRET"
+
+[[models]]
+id = "local-text"
+provider = "local"
+pricing = { input = "1", output = "1" }
+
+[[models]]
+id = "keyed-only-text"
+provider = "keyed"
+pricing = { input = "1", output = "1" }
+
+[[models]]
+id = "spread-text"
+pricing = { input = "1", output = "1" }
+deployments = [
+    { provider = "openai", upstream = "gpt-4o" },
+    { provider = "keyed", upstream = "k" },
+    { provider = "local", upstream = "l" },
+]
+"""
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> CatalogData:
+    """The shipped catalog plus two operator providers: a local one and a keyed one."""
+    path = tmp_path / "vaultgate.toml"
+    path.write_text(OPERATOR)
+    return load_catalog(path)
+
+
+def build(
+    catalog: CatalogData, environ: dict[str, str], *, offline_provider: bool = True
+) -> Registry:
+    """A registry for ``environ``; its HTTP session is never opened."""
+    http = HttpClient(pool_size=1, pool_per_host=1, timeouts=Timeouts(1, 1, 1))
+    return Registry.build(
+        catalog, settings=Settings(offline_provider=offline_provider), http=http, environ=environ
+    )
+
+
+def test_registry_without_credentials_offers_only_keyless_providers(
+    catalog: CatalogData,
+) -> None:
+    registry = build(catalog, {})
+
+    assert set(registry.providers) == {"offline", "local"}
+    assert isinstance(registry.providers["offline"], OfflineProvider)
+    assert "gpt-4o-text" not in registry.models
+    assert "keyed-only-text" not in registry.models
+
+
+def test_registry_credential_set_offers_provider_with_key(catalog: CatalogData) -> None:
+    registry = build(catalog, {"OPENAI_API_KEY": "sk-test", "KEYED_SECRET": "k-test"})
+
+    openai = registry.providers["openai"]
+    assert isinstance(openai, OpenAICompatibleAdapter)
+    assert openai.config.api_key == "sk-test"
+    assert registry.providers["keyed"].config.api_key == "k-test"
+    assert "gpt-4o-text" in registry.models
+    assert "keyed-only-text" in registry.models
+
+
+def test_registry_empty_credential_is_treated_as_missing(catalog: CatalogData) -> None:
+    registry = build(catalog, {"OPENAI_API_KEY": ""})
+
+    assert "openai" not in registry.providers
+
+
+def test_registry_operator_local_provider_without_key_variable_is_offered(
+    catalog: CatalogData,
+) -> None:
+    registry = build(catalog, {})
+
+    local = registry.providers["local"]
+    assert local.config.api_key is None
+    assert local.config.base_url == "http://127.0.0.1:9/v1"
+    assert "local-text" in registry.models
+
+
+def test_registry_model_loses_unavailable_deployments(catalog: CatalogData) -> None:
+    registry = build(catalog, {"KEYED_SECRET": "k-test"})
+
+    assert registry.models["spread-text"].providers == ("keyed", "local")
+    assert catalog.models["spread-text"].providers == ("openai", "keyed", "local")
+
+
+def test_registry_offline_disabled_by_setting_drops_offline_models(
+    catalog: CatalogData,
+) -> None:
+    registry = build(catalog, {}, offline_provider=False)
+
+    assert "offline" not in registry.providers
+    assert not any(model.startswith("offline-") for model in registry.models)
+    assert "local-text" in registry.models
+
+
+def test_registry_offline_enabled_offers_offline_models(catalog: CatalogData) -> None:
+    registry = build(catalog, {})
+
+    assert {"offline-small-text", "offline-painter-image", "offline-omni-hybrid"} <= set(
+        registry.models
+    )
