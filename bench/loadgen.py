@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import cast
 
@@ -104,8 +105,9 @@ class LoadResult:
     ttfb_p50_ms: float
     body_bytes: int
     client_cpu_s: float
+    error_statuses: dict[int, int]
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, object]:
         """The fields as a plain dict."""
         return asdict(self)
 
@@ -127,6 +129,7 @@ class _Tally:
         self.latencies: list[float] = []
         self.ttfbs: list[float] = []
         self.errors = 0
+        self.error_statuses: Counter[int] = Counter()
         self.body_bytes = 0
 
     def take(self) -> bool:
@@ -158,6 +161,7 @@ async def _worker(port: int, request: bytes, tally: _Tally) -> None:
             finished = time.perf_counter()
             if status != 200:
                 tally.errors += 1
+                tally.error_statuses[status] += 1
             tally.latencies.append(finished - started)
             tally.ttfbs.append(conn.first_byte - started)
             tally.body_bytes += conn.body_bytes
@@ -196,4 +200,5 @@ async def run_load(
         ttfb_p50_ms=percentile(sorted(tally.ttfbs), 0.50) * ms,
         body_bytes=tally.body_bytes,
         client_cpu_s=time.process_time() - cpu_before,
+        error_statuses=dict(tally.error_statuses),
     )

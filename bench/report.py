@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,22 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
+
+
+def source_info(src_dir: Path | None) -> dict[str, Any]:
+    """Which VaultGate code ran: the commit, whether the tree had changes, a content hash."""
+    root = Path(__file__).resolve().parent.parent
+    src = src_dir or root / "src"
+    digest = hashlib.sha256()
+    for path in sorted(src.rglob("*.py")):
+        digest.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes())
+    info: dict[str, Any] = {"src": str(src), "src_sha256": digest.hexdigest()[:16]}
+    if src_dir is None:
+        git = ["git", "-C", str(root)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "src"], capture_output=True, text=True
+        )
+        info["commit"] = head.stdout.strip()
+        info["src_uncommitted_changes"] = bool(status.stdout.strip())
+    return info

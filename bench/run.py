@@ -23,7 +23,7 @@ import uvloop
 
 from loadgen import render_request, run_load
 from procs import Child, cpu_seconds, peak_rss_mb
-from report import compare_with_direct, machine_info, markdown_table, write_json
+from report import compare_with_direct, machine_info, markdown_table, source_info, write_json
 from servers import (
     BENCH_DIR,
     CHAT_BODY,
@@ -87,7 +87,7 @@ async def measure(target: Target, mode: str, concurrency: int, timing: Timing) -
     print(
         f"  {target.name:13} {mode:6} c={concurrency:<3} {result.rps:8.0f} req/s  "
         f"p50 {result.p50_ms:7.3f} ms  p99 {result.p99_ms:7.3f} ms  "
-        f"cpu {row['server_cpu_ms_per_req']:.3f} ms/req  errors {result.errors}",
+        f"cpu {row['server_cpu_ms_per_req']:.3f} ms/req  errors {result.error_statuses or 0}",
         flush=True,
     )
     return row
@@ -106,13 +106,16 @@ async def run_all(args: argparse.Namespace, work_dir: Path) -> list[dict[str, An
     rows = []
     upstream, upstream_port = start_upstream(work_dir, args.chunks)
     try:
-        setup = VaultGateSetup(work_dir, upstream_port)
-        key = setup.create_key()
         print("direct (upstream CPU per request shown)", flush=True)
         direct = Target("direct", upstream_port, UPSTREAM_KEY, upstream)
         for mode, c in scenarios("direct", args.concurrency):
             rows.append(await measure(direct, mode, c, timing))
         for name in args.servers:
+            # A fresh data directory per variant, so no variant inherits a larger database.
+            variant_dir = work_dir / name
+            variant_dir.mkdir()
+            setup = VaultGateSetup(variant_dir, upstream_port, args.src)
+            key = setup.create_key()
             server, port = setup.start(VARIANTS[name])
             print(f"vaultgate on {name} (pid {server.pid})", flush=True)
             try:
@@ -136,9 +139,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--servers", default="uvicorn,granian,uvicorn-info", help="variants")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks per stream")
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--src", type=Path, default=None, help="VaultGate source tree to run")
     args = parser.parse_args()
     if args.quick:
-        args.duration, args.warmup = 0.8, 0.3
+        args.duration, args.warmup = 0.7, 0.25
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
     args.servers = [s for s in args.servers.split(",") if s]
     unknown = set(args.servers) - set(VARIANTS)
@@ -157,6 +161,7 @@ def main() -> None:
         "warmup_s": args.warmup,
         "stream_chunks": args.chunks,
         "argv": sys.argv[1:],
+        **source_info(args.src),
     }
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vaultgate-bench-") as tmp:

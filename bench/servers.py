@@ -20,6 +20,8 @@ UPSTREAM_KEY_ENV = "BENCH_UPSTREAM_KEY"
 UPSTREAM_KEY = "sk-bench-upstream-0123456789"
 USER_EMAIL = "bench@example.com"
 FLUSH_INTERVAL_S = 0.25
+BENCH_RPM = 1_000_000_000
+BENCH_CREDIT_USD = "1000000"
 # The chat request every scenario sends, to the gateway and to the upstream directly.
 CHAT_BODY = {
     "model": MODEL_ID,
@@ -81,15 +83,20 @@ def write_config(path: Path, upstream_port: int) -> None:
 
 
 class VaultGateSetup:
-    """The data directory, config and environment shared by every server variant."""
+    """The data directory, config and environment shared by every server variant.
 
-    def __init__(self, work_dir: Path, upstream_port: int) -> None:
+    ``src_dir`` puts another VaultGate source tree first on ``PYTHONPATH`` (for example
+    an exported older commit), in place of the installed one.
+    """
+
+    def __init__(self, work_dir: Path, upstream_port: int, src_dir: Path | None = None) -> None:
         self.work_dir = work_dir
         self.data_dir = work_dir / "data"
         self.config_path = work_dir / "vaultgate.toml"
         write_config(self.config_path, upstream_port)
         self.env = {
             **os.environ,
+            **({"PYTHONPATH": str(src_dir)} if src_dir else {}),
             "VAULTGATE_DATA_DIR": str(self.data_dir),
             "VAULTGATE_CONFIG": str(self.config_path),
             "VAULTGATE_HOST": "127.0.0.1",
@@ -112,10 +119,18 @@ class VaultGateSetup:
         return done.stdout
 
     def create_key(self) -> str:
-        """Migrate the database, create the bench user and return a new API key."""
+        """Migrate the database, create the bench user and return a new API key.
+
+        The key's rate limit is set far above what the benchmark sends, and the account
+        gets ample credit when the command line offers credit grants.
+        """
         env = {**self.env, "VAULTGATE_PASSWORD": "bench-password-123"}
         self._cli("users", "create", "--email", USER_EMAIL, "--username", "bench", env=env)
-        out = self._cli("keys", "create", "--email", USER_EMAIL, "--name", "bench")
+        out = self._cli(
+            "keys", "create", "--email", USER_EMAIL, "--name", "bench", "--rpm", str(BENCH_RPM)
+        )
+        if "credits" in self._cli("--help"):
+            self._cli("credits", "grant", "--email", USER_EMAIL, "--amount", BENCH_CREDIT_USD)
         return out.strip().splitlines()[-1]
 
     def start(

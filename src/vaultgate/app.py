@@ -16,9 +16,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from vaultgate.accounts.keys import KeyCache
+from vaultgate.api.app import create_api
+from vaultgate.api.state import ApiState
+from vaultgate.billing.payments import StripeConfig
 from vaultgate.billing.reservations import release_stale
 from vaultgate.config import Settings
 from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
@@ -109,6 +112,19 @@ def build_limiter(settings: Settings) -> SlidingWindowLimiter:
     return MemoryLimiter()
 
 
+def stripe_config(settings: Settings) -> StripeConfig | None:
+    """Stripe Checkout settings, when both of its secrets are configured."""
+    if not (settings.stripe_secret_key and settings.stripe_webhook_secret):
+        return None
+    return StripeConfig(
+        secret_key=settings.stripe_secret_key,
+        webhook_secret=settings.stripe_webhook_secret,
+        success_url=settings.stripe_success_url,
+        cancel_url=settings.stripe_cancel_url,
+        api_base=settings.stripe_api_base,
+    )
+
+
 def create_app(
     settings: Settings | None = None, environ: Mapping[str, str] | None = None
 ) -> Starlette:
@@ -170,6 +186,10 @@ def create_app(
             await http.aclose()
             await engine.dispose()
 
+    api_state = ApiState(
+        settings=settings, engine=engine, keys=state.keys, limiter=state.limiter,
+        stripe=stripe_config(settings),
+    )  # fmt: skip
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),
@@ -178,6 +198,7 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Mount("/api", app=create_api(api_state)),
     ]
     app = Starlette(
         routes=routes,

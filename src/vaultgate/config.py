@@ -115,6 +115,23 @@ class Settings(BaseSettings):
             "released. Must exceed the longest request."
         ),
     )
+    stripe_secret_key: str | None = Field(
+        None, repr=False, description="Stripe secret key; enables Checkout top-ups."
+    )
+    stripe_webhook_secret: str | None = Field(
+        None, repr=False, description="Signing secret of the Stripe webhook endpoint."
+    )
+    stripe_api_base: str | None = Field(
+        None, description="Override of Stripe's API address (for a local test server)."
+    )
+    stripe_success_url: str = Field(
+        "http://127.0.0.1:8080/dashboard/balance?paid=1",
+        description="Where Stripe Checkout sends the user after paying.",
+    )
+    stripe_cancel_url: str = Field(
+        "http://127.0.0.1:8080/dashboard/balance",
+        description="Where Stripe Checkout sends the user after cancelling.",
+    )
     admin_email: str = Field(
         "admin@localhost", description="Email of the first admin, created on first start."
     )

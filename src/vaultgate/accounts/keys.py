@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.errors import AuthenticationFailed, InvalidRequest, NotFound
@@ -58,6 +58,7 @@ class KeyRecord:
     expires_at: float | None
     revoked: bool
     user_active: bool
+    version: dt.datetime | None = None
 
     def usable_at(self, now: float) -> bool:
         """Whether the key may be used at epoch time ``now``."""
@@ -111,6 +112,7 @@ def _record_from_row(row: Any) -> KeyRecord:
         expires_at=expires,
         revoked=row.revoked_at is not None,
         user_active=row.is_active,
+        version=row.updated_at,
     )
 
 
@@ -253,7 +255,11 @@ class KeyCache:
         # by another process is still seen.
         since = self._watermark - dt.timedelta(seconds=5)
         started = dt.datetime.now(dt.UTC)
-        query = _key_query().where(api_keys.c.updated_at >= since)
+        # A key's record also carries its user's state, so a user changed elsewhere
+        # (deactivated) reloads the user's keys too.
+        query = _key_query().where(
+            or_(api_keys.c.updated_at >= since, users.c.updated_at >= since)
+        )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         changed = 0

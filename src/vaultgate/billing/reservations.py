@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vaultgate.errors import AuthenticationFailed, InsufficientBalance, QuotaExhausted
@@ -31,17 +31,25 @@ class Hold:
     tokens: int
 
 
-async def _why_key_refused(conn: AsyncConnection, key_id: int, tokens: int) -> Exception:
+class StaleKey(Exception):
+    """The key was edited since this process cached it: reload it and admit again."""
+
+
+async def _why_key_refused(
+    conn: AsyncConnection, key_id: int, tokens: int, version: dt.datetime | None
+) -> Exception:
     row = (
         await conn.execute(
             select(api_keys.c.revoked_at, api_keys.c.expires_at, api_keys.c.token_quota,
-                   api_keys.c.tokens_used, api_keys.c.tokens_reserved)
+                   api_keys.c.tokens_used, api_keys.c.tokens_reserved, api_keys.c.updated_at)
             .where(api_keys.c.id == key_id)
         )
     ).first()  # fmt: skip
     now = dt.datetime.now(dt.UTC)
     if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
         return AuthenticationFailed("API key is revoked or expired")
+    if version is not None and row.updated_at != version:
+        return StaleKey()
     left = max(row.token_quota - row.tokens_used - row.tokens_reserved, 0)
     return QuotaExhausted(
         f"This key's token quota is exhausted: the request may need up to {tokens} tokens "
@@ -50,9 +58,19 @@ async def _why_key_refused(conn: AsyncConnection, key_id: int, tokens: int) -> E
 
 
 async def reserve(
-    engine: AsyncEngine, *, user_id: int, key_id: int, amount_micros: int, tokens: int
+    engine: AsyncEngine,
+    *,
+    user_id: int,
+    key_id: int,
+    amount_micros: int,
+    tokens: int,
+    key_version: dt.datetime | None = None,
 ) -> Hold:
-    """Hold money and tokens for a request, or raise 401, 429 (quota) or 402."""
+    """Hold money and tokens for a request, or raise 401, 429 (quota) or 402.
+
+    With ``key_version`` (the cached key's ``updated_at``) a key edited by any process
+    since it was cached raises StaleKey, so edits apply to the very next request.
+    """
     hold = Hold("rsv_" + secrets.token_hex(12), user_id, key_id, amount_micros, tokens)
     now = dt.datetime.now(dt.UTC)
     async with engine.begin() as conn:
@@ -62,6 +80,7 @@ async def reserve(
                 api_keys.c.id == key_id,
                 api_keys.c.revoked_at.is_(None),
                 or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+                true() if key_version is None else api_keys.c.updated_at == key_version,
                 or_(
                     api_keys.c.token_quota.is_(None),
                     api_keys.c.tokens_used + api_keys.c.tokens_reserved + tokens
@@ -71,7 +90,7 @@ async def reserve(
             .values(tokens_reserved=api_keys.c.tokens_reserved + tokens)
         )
         if key_ok.rowcount != 1:
-            raise await _why_key_refused(conn, key_id, tokens)
+            raise await _why_key_refused(conn, key_id, tokens, key_version)
         if amount_micros:
             paid = await conn.execute(
                 update(balances)

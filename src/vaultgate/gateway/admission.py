@@ -120,7 +120,7 @@ async def admit_chat(
     amount = model.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=completion))
     hold = await reserve(
         engine, user_id=key.user_id, key_id=key.id, amount_micros=amount,
-        tokens=prompt + completion,
+        tokens=prompt + completion, key_version=key.version,
     )  # fmt: skip
     return Admission(hold, headers)
 
@@ -136,6 +136,7 @@ async def admit_images(
     """Rate limits, then the hold for an image request (its exact price)."""
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=0)
     hold = await reserve(
-        engine, user_id=key.user_id, key_id=key.id, amount_micros=amount_micros, tokens=0
-    )
+        engine, user_id=key.user_id, key_id=key.id, amount_micros=amount_micros, tokens=0,
+        key_version=key.version,
+    )  # fmt: skip
     return Admission(hold, headers)

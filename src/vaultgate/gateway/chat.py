@@ -12,8 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import UpstreamError, VaultGateError
-from vaultgate.gateway.admission import admit_chat
+from vaultgate.gateway.admission import Admission, admit_chat
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import (
     EventStreamResponse,
@@ -44,15 +45,21 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     state: GatewayState = request.app.state.gateway
     trace = RequestTrace(endpoint="chat")
     try:
-        trace.key = await state.keys.authenticate(bearer_token(request))
+        token = bearer_token(request)
+        trace.key = await state.keys.authenticate(token)
         body = await read_json(request, state.settings.max_body_bytes)
         model_id = validate_chat(body)
         trace.model = model_id
-        model = state.resolve_model(model_id, trace.key, endpoint="chat")
         trace.stream = bool(body.get("stream"))
-        admission = await admit_chat(
-            state.engine, state.limiter, trace.key, model, body, request_id=trace.request_id
-        )
+
+        async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
+            model = state.resolve_model(model_id, key, endpoint="chat")
+            admitted = await admit_chat(
+                state.engine, state.limiter, key, model, body, request_id=trace.request_id
+            )
+            return model, admitted
+
+        model, admission = await state.admit_fresh(trace, token, admit)
         trace.hold = admission.hold
         trace.extra_headers.update(admission.headers)
         trace.prices = model.pricing.token_snapshot()

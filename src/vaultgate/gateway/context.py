@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from vaultgate.accounts.keys import KeyCache, KeyRecord
-from vaultgate.billing.reservations import Hold
+from vaultgate.billing.reservations import Hold, StaleKey
 from vaultgate.config import Settings
 from vaultgate.errors import (
+    InternalError,
     ModelNotAllowed,
     ModelNotFound,
     VaultGateError,
@@ -26,6 +29,9 @@ from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
 from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
+
+T = TypeVar("T")
+MAX_KEY_RELOADS = 3
 
 
 @dataclass
@@ -64,6 +70,23 @@ class GatewayState:
                 f"This API key may not use the model '{model_id}'.", param="model"
             )
         return model
+
+    async def admit_fresh(
+        self,
+        trace: RequestTrace,
+        token: str | None,
+        admit: Callable[[KeyRecord], Awaitable[T]],
+    ) -> T:
+        """Run ``admit`` with the trace's key, reloading the key if another process
+        edited it since this one cached it (so edits apply to the very next request)."""
+        for _ in range(MAX_KEY_RELOADS):
+            assert trace.key is not None
+            try:
+                return await admit(trace.key)
+            except StaleKey:
+                self.keys.forget(trace.key.id)
+                trace.key = await self.keys.authenticate(token)
+        raise InternalError("the API key kept changing while the request was admitted")
 
 
 def bearer_token(request: Request) -> str | None:

@@ -7,8 +7,9 @@ import base64
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import InvalidRequest, NotFound, VaultGateError
-from vaultgate.gateway.admission import admit_images
+from vaultgate.gateway.admission import Admission, admit_images
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import JsonResponse, error_response, read_json
 from vaultgate.gateway.validation import validate_images
@@ -62,11 +63,16 @@ async def _generate(
     count = body.get("n") or 1
     response_format = body.get("response_format") or "url"
     unit_price = _unit_price(model, size, quality)
-    assert trace.key is not None
-    admission = await admit_images(
-        state.engine, state.limiter, trace.key, amount_micros=unit_price * count,
-        request_id=trace.request_id,
-    )  # fmt: skip
+
+    async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
+        fresh = state.resolve_model(model.id, key, endpoint="images")
+        admitted = await admit_images(
+            state.engine, state.limiter, key, amount_micros=unit_price * count,
+            request_id=trace.request_id,
+        )  # fmt: skip
+        return fresh, admitted
+
+    model, admission = await state.admit_fresh(trace, bearer_token(request), admit)
     trace.hold = admission.hold
     trace.extra_headers.update(admission.headers)
     trace.prices = {"per_image": unit_price, "size": size, "quality": quality}
