@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from vaultgate.accounts.keys import KeyCache
 from vaultgate.api.app import create_api
 from vaultgate.api.state import ApiState
+from vaultgate.billing.alerts import AlertChecker, AlertRules
 from vaultgate.billing.payments import StripeConfig
 from vaultgate.billing.reservations import release_stale
 from vaultgate.config import Settings
@@ -143,6 +144,11 @@ def create_app(
         ),
     )
     registry = Registry.build(catalog, settings=settings, http=http, environ=environ)
+    alerts = AlertChecker(engine, AlertRules(
+        quota_percents=tuple(settings.alert_quota_percents),
+        balance_micros=settings.alert_balance_micros,
+        webhook_url=settings.alert_webhook_url,
+    ))  # fmt: skip
     state = GatewayState(
         settings=settings,
         registry=registry,
@@ -152,6 +158,7 @@ def create_app(
             flush_interval_s=settings.request_log_flush_interval_s,
             batch_size=settings.request_log_batch_size,
             max_pending=settings.request_log_max_pending,
+            on_settled=alerts.check,
         ),
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
@@ -181,6 +188,7 @@ def create_app(
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             await state.request_log.close()
+            await alerts.aclose()
             await state.limiter.aclose()
             await registry.aclose()
             await http.aclose()

@@ -132,6 +132,18 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8080/dashboard/balance",
         description="Where Stripe Checkout sends the user after cancelling.",
     )
+    alert_quota_percents: list[int] = Field(
+        [80, 100],
+        description="Token-quota percentages at which a key's owner is alerted (JSON list).",
+    )
+    alert_balance_micros: int = Field(
+        100_000,
+        ge=0,
+        description="Alert an account whose balance falls below this (micro-USD; 0 = off).",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="URL that receives each alert as a JSON POST."
+    )
     admin_email: str = Field(
         "admin@localhost", description="Email of the first admin, created on first start."
     )

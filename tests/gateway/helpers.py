@@ -76,7 +76,8 @@ def parse_event_stream(raw: bytes) -> tuple[list[dict[str, Any]], bool]:
     payloads: list[dict[str, Any]] = []
     done = False
     for index, event in enumerate(events):
-        assert b"\n" not in event and b"\r" not in event, event
+        assert b"\n" not in event, event
+        assert b"\r" not in event, event
         assert event.startswith(b"data: "), event
         data = event[len(b"data: ") :]
         if data == b"[DONE]":
@@ -166,7 +167,7 @@ def count_log_rows(database_url: str, request_ids: Sequence[str]) -> int:
 def new_key(database_url: str, **key_options: object) -> tuple[str, int, int]:
     """A key for a new user of ``database_url``; returns the key, its id and the user's id."""
     email = f"u{uuid.uuid4().hex[:12]}@example.com"
-    user, key, key_id = make_user_and_key(database_url, email=email, **key_options)
+    user, key, key_id = make_user_and_key(database_url, email=email, **key_options)  # type: ignore[arg-type]
     return key, key_id, user.id
 
 

@@ -39,9 +39,7 @@ def _get_models(gateway: Gateway, headers: dict[str, str]) -> httpx.Response:
     ],
     ids=["none", "empty", "bearer-only", "token-scheme", "basic", "no-scheme", "x-api-key"],
 )
-def test_auth_missing_or_malformed_header_is_401(
-    shared: Gateway, headers: dict[str, str]
-) -> None:
+def test_auth_missing_or_malformed_header_is_401(shared: Gateway, headers: dict[str, str]) -> None:
     error = assert_openai_error(_post_chat(shared, headers), 401)
 
     assert error["code"] == "invalid_api_key"
@@ -136,3 +134,5 @@ def test_auth_revoking_one_key_leaves_others_working(shared: Gateway, tmp_path: 
     assert revoked.returncode == 0, revoked.stderr
     assert f"revoked key {doomed_id}" in revoked.stdout
     assert _post_chat(shared, {"Authorization": f"Bearer {survivor}"}).status_code == 200
+    doomed_reply = _post_chat(shared, {"Authorization": f"Bearer {doomed}"})
+    assert assert_openai_error(doomed_reply, 401)["code"] == "invalid_api_key"

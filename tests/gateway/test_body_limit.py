@@ -34,9 +34,9 @@ def small(
 
 def _body(size: int) -> bytes:
     """A valid chat body of exactly ``size`` bytes."""
-    template = {"model": "offline-small-text", "messages": [{"role": "user", "content": ""}]}
-    padding = size - len(orjson.dumps(template))
-    template["messages"][0]["content"] = "x" * padding
+    message = {"role": "user", "content": ""}
+    template = {"model": "offline-small-text", "messages": [message]}
+    message["content"] = "x" * (size - len(orjson.dumps(template)))
     body = orjson.dumps(template)
     assert len(body) == size
     return body

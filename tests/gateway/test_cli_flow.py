@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 
 from tests.gateway.helpers import run_cli
@@ -16,7 +17,7 @@ from vaultgate.storage.database import create_engine
 from vaultgate.storage.tables import api_keys
 
 KEY_PATTERN = re.compile(r"^vg_[A-Za-z0-9_-]{43}$")
-PROMPT = [{"role": "user", "content": "made by the cli"}]
+PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "made by the cli"}]
 
 
 def _key_row(database_url: str, key_id: int) -> dict[str, object]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Gateway, start_gateway
 from tests.gateway.helpers import (
@@ -22,7 +23,7 @@ from tests.gateway.helpers import (
 from tests.support.fake_openai import FakeOpenAI
 from vaultgate.providers.tokens import estimate_text_tokens
 
-USER = [{"role": "user", "content": "log this request"}]
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "log this request"}]
 OFFLINE_IN = 100_000
 OFFLINE_OUT = 400_000
 PAINTER_256 = 4_000

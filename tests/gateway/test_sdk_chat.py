@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 
 from tests.conftest import Gateway
 
-PROMPT = [{"role": "user", "content": "ping from the sdk"}]
+PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping from the sdk"}]
 
 
 def _content_chunks(chunks: list[ChatCompletionChunk]) -> list[str]:
@@ -123,7 +127,9 @@ def test_chat_stream_fake_upstream_usage_is_relayed(client: openai.OpenAI) -> No
 
 
 def test_chat_unsupported_param_is_dropped_with_warning_header(client: openai.OpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+    tools: list[ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {}}}
+    ]
     raw = client.chat.completions.with_raw_response.create(
         model="offline-small-text", messages=PROMPT, tools=tools, logprobs=True
     )

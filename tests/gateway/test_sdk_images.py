@@ -23,7 +23,7 @@ from tests.gateway.helpers import assert_openai_error, png_size
 def test_images_url_format_serves_png_of_requested_size(
     client: openai.OpenAI, model: str, size: str
 ) -> None:
-    result = client.images.generate(model=model, prompt="a lighthouse", size=size)  # type: ignore[arg-type]
+    result = client.images.generate(model=model, prompt="a lighthouse", size=size)
 
     assert result.data is not None
     assert len(result.data) == 1
@@ -68,7 +68,7 @@ def test_images_upstream_provider_results_are_relayed(client: openai.OpenAI) -> 
 
 def test_images_unoffered_size_is_bad_request(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(model="offline-painter-image", prompt="x", size="300x300")  # type: ignore[arg-type]
+        client.images.generate(model="offline-painter-image", prompt="x", size="300x300")
 
     assert caught.value.param == "size"
     assert "256x256" in caught.value.message

@@ -94,9 +94,7 @@ def test_stream_no_usage_quirk_gets_estimated_usage(shared: Gateway, http: httpx
     assert row["cost_micros"] == fake_cost(usage["prompt_tokens"], usage["completion_tokens"])
 
 
-def test_complete_no_usage_quirk_gets_estimated_usage(
-    shared: Gateway, http: httpx.Client
-) -> None:
+def test_complete_no_usage_quirk_gets_estimated_usage(shared: Gateway, http: httpx.Client) -> None:
     response = http.post(
         "/v1/chat/completions", json={"model": "fake-no-usage-text", "messages": USER}
     )

@@ -50,6 +50,7 @@ async def wait_until(condition: Callable[[], bool]) -> None:
     deadline = loop.time() + WAIT_LIMIT_S
     while not condition():
         assert loop.time() < deadline, "condition not reached"
+
         await asyncio.sleep(0.01)
 
 

@@ -76,6 +76,7 @@ _KEY_TOKENS = (
     .values(
         tokens_reserved=api_keys.c.tokens_reserved - bindparam("p_held"),
         tokens_used=api_keys.c.tokens_used + bindparam("p_used"),
+        last_used_at=bindparam("p_when"),
     )
 )
 
@@ -117,7 +118,12 @@ async def _apply(conn: AsyncConnection, batch: Sequence[FinishedRequest]) -> Non
     if refunds:
         await conn.execute(_REFUND, refunds)
     tokens = [
-        {"p_key": item.hold.key_id, "p_held": item.hold.tokens, "p_used": item.tokens_used}
+        {
+            "p_key": item.hold.key_id,
+            "p_held": item.hold.tokens,
+            "p_used": item.tokens_used,
+            "p_when": item.entry.created_at,
+        }
         for item in held
         if item.hold
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,8 +42,10 @@ class RequestLogWriter:
         flush_interval_s: float,
         batch_size: int,
         max_pending: int,
+        on_settled: Callable[[set[int], set[int]], Awaitable[object]] | None = None,
     ) -> None:
         self._engine = engine
+        self._on_settled = on_settled
         self._interval = flush_interval_s
         self._batch_size = batch_size
         self._max_pending = max_pending
@@ -100,7 +103,21 @@ class RequestLogWriter:
                 log.exception("request log write failed", extra={"fields": {"rows": len(batch)}})
                 return False
             self.written += len(batch)
+            await self._notify(batch)
         return True
+
+    async def _notify(self, batch: list[FinishedRequest]) -> None:
+        """Tell the alert checker which keys and accounts just spent."""
+        if self._on_settled is None:
+            return
+        key_ids = {item.hold.key_id for item in batch if item.hold}
+        user_ids = {item.hold.user_id for item in batch if item.hold}
+        if not key_ids:
+            return
+        try:
+            await self._on_settled(key_ids, user_ids)
+        except (SQLAlchemyError, OSError):
+            log.exception("alert check failed")
 
     async def _write(self, batch: list[FinishedRequest]) -> None:
         try:
