@@ -93,7 +93,7 @@ async def profile_with_py_spy(args: argparse.Namespace, work: Path, stamp: str) 
     """One py-spy recording per concurrency, attached to the running server."""
     upstream, upstream_port = start_upstream(work, 20)
     try:
-        setup = VaultGateSetup(work, upstream_port)
+        setup = VaultGateSetup(work, upstream_port, args.src)
         key = setup.create_key()
         server, port = setup.start(VARIANTS["uvicorn"])
         try:
@@ -119,7 +119,7 @@ async def profile_with_cprofile(args: argparse.Namespace, work: Path, stamp: str
     out = BENCH_DIR / "results" / f"profile-{stamp}.prof"
     upstream, upstream_port = start_upstream(work, 20)
     try:
-        setup = VaultGateSetup(work, upstream_port)
+        setup = VaultGateSetup(work, upstream_port, args.src)
         key = setup.create_key()
         python_args = ("-m", "cProfile", "-o", str(out))
         server, port = setup.start(VARIANTS["uvicorn"], python_args)
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--profiler", choices=("py-spy", "cprofile"), default=None)
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="py-spy binary")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per concurrency")
+    parser.add_argument("--src", type=Path, default=None, help="VaultGate source tree to run")
     args = parser.parse_args()
     profiler = args.profiler or ("py-spy" if args.py_spy else "cprofile")
     if profiler == "py-spy" and not args.py_spy:

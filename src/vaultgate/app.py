@@ -22,6 +22,7 @@ from vaultgate.accounts.keys import KeyCache
 from vaultgate.api.app import create_api
 from vaultgate.api.state import ApiState
 from vaultgate.billing.alerts import AlertChecker, AlertRules
+from vaultgate.billing.hold_stores import build_hold_store
 from vaultgate.billing.payments import StripeConfig
 from vaultgate.billing.reservations import release_stale
 from vaultgate.config import Settings
@@ -163,6 +164,7 @@ def create_app(
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
         limiter=build_limiter(settings),
+        holds=build_hold_store(engine, settings.resolved_database_url()),
     )
 
     async def release_orphans() -> int:
@@ -190,6 +192,7 @@ def create_app(
             await state.request_log.close()
             await alerts.aclose()
             await state.limiter.aclose()
+            await state.holds.aclose()
             await registry.aclose()
             await http.aclose()
             await engine.dispose()

@@ -86,8 +86,9 @@ async def _ensure_first_admin(engine: AsyncEngine, settings: Settings) -> str | 
         return None
     password = settings.admin_password or secrets.token_urlsafe(12)
     await create_user(
-        engine, email=settings.admin_email, username="admin", password=password, is_admin=True
-    )
+        engine, email=settings.admin_email, username="admin", password=password, is_admin=True,
+        starter_credit_micros=settings.starter_credit_micros,
+    )  # fmt: skip
     return password if not settings.admin_password else None
 
 
@@ -145,8 +146,13 @@ def users_create(
     user = _with_engine(
         settings,
         lambda e: create_user(
-            e, email=email, username=username, password=password, is_admin=admin
-        ),
+            e,
+            email=email,
+            username=username,
+            password=password,
+            is_admin=admin,
+            starter_credit_micros=settings.starter_credit_micros,
+        ),  # fmt: skip
     )
     typer.echo(f"created user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
 

@@ -14,6 +14,7 @@ The upstream model name selects the behaviour:
 - ``cut-after-<n>``: streams n content chunks, then drops the connection.
 - ``malformed``: a 200 whose body is not JSON.
 - ``slow-<ms>``: waits that long before answering.
+- ``usage-<p>-<c>``: reports exactly p prompt and c completion tokens, streamed or not.
 - ``echo-key-<status>``: answers that status with an OpenAI-shaped error whose message
   repeats the ``Authorization`` header it received (as careless servers do).
 - ``echo-key-text-<status>``: the same, as a plain-text body.
@@ -108,7 +109,7 @@ class FakeOpenAI:
             return early
         if body.get("stream"):
             return await _stream(request, body, model)
-        usage = None if model == "no-usage" else _usage(body)
+        usage = None if model == "no-usage" else _usage(model)
         payload = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -141,11 +142,15 @@ class FakeOpenAI:
         return web.json_response({"created": int(time.time()), "data": [item] * count})
 
 
-def _usage(body: dict[str, Any]) -> dict[str, Any]:
+def _usage(model: str) -> dict[str, Any]:
+    prompt, completion = 11, len(REPLY_WORDS)
+    if model.startswith("usage-"):
+        _, prompt_text, completion_text = model.split("-")
+        prompt, completion = int(prompt_text), int(completion_text)
     return {
-        "prompt_tokens": 11,
-        "completion_tokens": len(REPLY_WORDS),
-        "total_tokens": 11 + len(REPLY_WORDS),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0},
     }
 
@@ -257,6 +262,6 @@ async def _stream(request: web.Request, body: dict[str, Any], model: str) -> web
     await response.write(event(final))
     options = body.get("stream_options") or {}
     if options.get("include_usage") and model != "no-usage":
-        await response.write(event({**frame, "choices": [], "usage": _usage(body)}))
+        await response.write(event({**frame, "choices": [], "usage": _usage(model)}))
     await response.write(f"data: [DONE]{end}".encode())
     return response

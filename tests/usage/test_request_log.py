@@ -179,7 +179,8 @@ async def test_flush_database_refusing_keeps_rows_then_retries_in_order(
 async def test_background_writer_database_refusing_retries_until_it_recovers(
     engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    writer = writer_for(engine, batch_size=1)
+    # Retries come on the flush interval after a pause, so the interval must be short here.
+    writer = writer_for(engine, batch_size=1, flush_interval_s=0.05)
     await rename_table(engine, "request_logs", "request_logs_away")
     writer.start()
     try:

@@ -57,8 +57,10 @@ async def current_caller(request: Request) -> Caller:
     if session is None:
         raise AuthenticationFailed("sign in first", code="not_signed_in")
     if request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent, session.csrf_token):
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters, and a
+        # header may carry any Latin-1 text.
+        sent = request.headers.get(CSRF_HEADER, "").encode()
+        if not hmac.compare_digest(sent, session.csrf_token.encode()):
             raise Forbidden("missing or wrong CSRF token", code="csrf_failed")
     return Caller(session.user, via_key=False)
 

@@ -35,6 +35,14 @@ class StaleKey(Exception):
     """The key was edited since this process cached it: reload it and admit again."""
 
 
+async def explain_refusal(
+    engine: AsyncEngine, key_id: int, tokens: int, version: dt.datetime | None
+) -> Exception:
+    """Why the key part of a hold was refused: 401, StaleKey or 429 (quota)."""
+    async with engine.connect() as conn:
+        return await _why_key_refused(conn, key_id, tokens, version)
+
+
 async def _why_key_refused(
     conn: AsyncConnection, key_id: int, tokens: int, version: dt.datetime | None
 ) -> Exception:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.accounts.keys import KeyRecord
-from vaultgate.billing.reservations import Hold, reserve
+from vaultgate.billing.hold_stores import HoldStore
+from vaultgate.billing.reservations import Hold
 from vaultgate.errors import RateLimited
 from vaultgate.limits.base import Decision, SlidingWindowLimiter, format_reset
 from vaultgate.providers.base import JsonObject, Usage
@@ -104,7 +104,7 @@ async def check_rate_limits(
 
 
 async def admit_chat(
-    engine: AsyncEngine,
+    holds: HoldStore,
     limiter: SlidingWindowLimiter,
     key: KeyRecord,
     model: ModelEntry,
@@ -118,15 +118,15 @@ async def admit_chat(
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=requested)
     prompt = prompt_token_bound(body)
     amount = model.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=completion))
-    hold = await reserve(
-        engine, user_id=key.user_id, key_id=key.id, amount_micros=amount,
+    hold = await holds.reserve(
+        user_id=key.user_id, key_id=key.id, amount_micros=amount,
         tokens=prompt + completion, key_version=key.version,
     )  # fmt: skip
     return Admission(hold, headers)
 
 
 async def admit_images(
-    engine: AsyncEngine,
+    holds: HoldStore,
     limiter: SlidingWindowLimiter,
     key: KeyRecord,
     *,
@@ -135,8 +135,8 @@ async def admit_images(
 ) -> Admission:
     """Rate limits, then the hold for an image request (its exact price)."""
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=0)
-    hold = await reserve(
-        engine, user_id=key.user_id, key_id=key.id, amount_micros=amount_micros, tokens=0,
+    hold = await holds.reserve(
+        user_id=key.user_id, key_id=key.id, amount_micros=amount_micros, tokens=0,
         key_version=key.version,
     )  # fmt: skip
     return Admission(hold, headers)

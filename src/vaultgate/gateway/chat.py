@@ -55,7 +55,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
         async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
             model = state.resolve_model(model_id, key, endpoint="chat")
             admitted = await admit_chat(
-                state.engine, state.limiter, key, model, body, request_id=trace.request_id
+                state.holds, state.limiter, key, model, body, request_id=trace.request_id
             )
             return model, admitted
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from vaultgate.accounts.keys import KeyCache, KeyRecord
+from vaultgate.billing.hold_stores import HoldStore
 from vaultgate.billing.reservations import Hold, StaleKey
 from vaultgate.config import Settings
 from vaultgate.errors import (
@@ -45,6 +46,7 @@ class GatewayState:
     images: ImageStore
     engine: AsyncEngine
     limiter: SlidingWindowLimiter
+    holds: HoldStore
 
     def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
         """The model a key asks for, checked for existence, endpoint and permission."""

@@ -67,7 +67,7 @@ async def _generate(
     async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
         fresh = state.resolve_model(model.id, key, endpoint="images")
         admitted = await admit_images(
-            state.engine, state.limiter, key, amount_micros=unit_price * count,
+            state.holds, state.limiter, key, amount_micros=unit_price * count,
             request_id=trace.request_id,
         )  # fmt: skip
         return fresh, admitted
