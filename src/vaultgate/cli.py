@@ -152,7 +152,7 @@ def users_create(
             password=password,
             is_admin=admin,
             starter_credit_micros=settings.starter_credit_micros,
-        ),  # fmt: skip
+        ),
     )
     typer.echo(f"created user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
 
