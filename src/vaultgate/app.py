@@ -39,6 +39,8 @@ from vaultgate.limits.redis import RedisLimiter
 from vaultgate.providers.catalog import load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
+from vaultgate.routing.breaker import BreakerPolicy, Breakers
+from vaultgate.routing.router import RetryPolicy, Router
 from vaultgate.storage.database import create_engine
 from vaultgate.usage.request_log import RequestLogWriter
 
@@ -107,6 +109,11 @@ async def _every(interval: float, job: Callable[[], Awaitable[object]], name: st
             log.exception("periodic job failed", extra={"fields": {"job": name}})
 
 
+def stale_hold_check_s(settings: Settings) -> float:
+    """How often to look for orphaned holds: each minute, or as often as they go stale."""
+    return min(STALE_HOLD_CHECK_S, settings.stale_hold_after_s)
+
+
 def build_limiter(settings: Settings) -> SlidingWindowLimiter:
     """Redis-backed limits when Redis is configured, in-process ones otherwise."""
     if settings.redis_url:
@@ -141,6 +148,7 @@ def create_app(
         timeouts=Timeouts(
             connect=settings.upstream_connect_timeout_s,
             read=settings.upstream_read_timeout_s,
+            first_byte=settings.upstream_first_byte_timeout_s,
             total=settings.upstream_total_timeout_s,
         ),
     )
@@ -165,6 +173,20 @@ def create_app(
         engine=engine,
         limiter=build_limiter(settings),
         holds=build_hold_store(engine, settings.resolved_database_url()),
+        router=Router(
+            registry.providers,
+            Breakers(
+                BreakerPolicy(
+                    failure_threshold=settings.breaker_failure_threshold,
+                    cooldown_s=settings.breaker_cooldown_s,
+                )
+            ),
+            RetryPolicy(
+                max_attempts=settings.retry_max_attempts,
+                max_rounds=settings.retry_max_rounds,
+                budget_s=settings.retry_budget_s,
+            ),
+        ),
     )
 
     async def release_orphans() -> int:
@@ -181,6 +203,9 @@ def create_app(
             ),
             asyncio.create_task(
                 _every(IMAGE_PURGE_INTERVAL_S, state.images.purge_expired, "image-purge")
+            ),
+            asyncio.create_task(
+                _every(stale_hold_check_s(settings), release_orphans, "stale-holds")
             ),
         ]
         try:

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     upstream_read_timeout_s: float = Field(
         120.0,
         gt=0,
-        description="Default longest wait for the first byte, and between stream chunks.",
+        description="Default longest gap between bytes of a provider's body or stream.",
     )
     upstream_total_timeout_s: float = Field(
         600.0, gt=0, description="Default longest duration of one provider request."
@@ -91,6 +91,24 @@ class Settings(BaseSettings):
     )
     upstream_pool_per_host: int = Field(
         256, ge=1, description="Most open connections to one provider host."
+    )
+    retry_max_attempts: int = Field(
+        4, ge=1, description="Most deployments tried (attempts) for one request."
+    )
+    retry_max_rounds: int = Field(
+        2, ge=1, description="Passes over a model's deployments, with backoff between them."
+    )
+    retry_budget_s: float = Field(
+        120.0, gt=0, description="Longest time one request spends trying deployments."
+    )
+    breaker_failure_threshold: int = Field(
+        3, ge=1, description="Consecutive failures that open a deployment's circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="First cooldown of an open breaker (doubles after a failed probe)."
+    )
+    upstream_first_byte_timeout_s: float = Field(
+        60.0, gt=0, description="Default longest wait for a provider's response headers."
     )
     image_ttl_s: int = Field(
         3600, ge=60, description="How long generated images stay downloadable by URL."

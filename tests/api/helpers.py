@@ -59,11 +59,21 @@ class ApiSession:
     """A browser-like client: the session cookie in its jar, the CSRF token on every
     request (set to None to leave it out)."""
 
-    def __init__(self, base_url: str, *, address: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, address: str | None = None, seen: list[str] | None = None
+    ) -> None:
         headers = {"X-Forwarded-For": address or new_address()}
-        self.http = httpx.Client(base_url=base_url + "/api", headers=headers, timeout=30)
+        hooks = {"response": [self._keep]}
+        self.http = httpx.Client(
+            base_url=base_url + "/api", headers=headers, timeout=30, event_hooks=hooks
+        )
+        self.seen = seen
         self.csrf: str | None = None
         self.user: dict[str, Any] = {}
+
+    def _keep(self, response: httpx.Response) -> None:
+        if self.seen is not None:
+            self.seen.append(response.read().decode(errors="replace"))
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send with the CSRF header when a token is known."""
@@ -123,11 +133,12 @@ class Accounts:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
+        self.seen: list[str] = []
         self._sessions: list[ApiSession] = []
 
     def anonymous(self, *, address: str | None = None) -> ApiSession:
-        """A client without a session."""
-        session = ApiSession(self.base_url, address=address)
+        """A client without a session; every response body it reads goes to ``seen``."""
+        session = ApiSession(self.base_url, address=address, seen=self.seen)
         self._sessions.append(session)
         return session
 
@@ -251,7 +262,7 @@ class RecordingServer:
 
             do_GET = do_POST = _answer  # noqa: N815
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from http.cookies import SimpleCookie
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,9 @@ LOGIN_LIMIT_PER_ACCOUNT = 10
 LOGIN_LIMIT_PER_ADDRESS = 30
 
 
-def _register_body(email: str, username: str = "someone", password: str = PASSWORD) -> dict:
+def _register_body(
+    email: str, username: str = "someone", password: str = PASSWORD
+) -> dict[str, Any]:
     return {"email": email, "username": username, "password": password}
 
 
@@ -50,7 +53,7 @@ def _session_cookie(response: httpx.Response) -> SimpleCookie:
          "password-missing", "unknown-field"],
 )  # fmt: skip
 def test_register_invalid_field_is_400_naming_param(
-    accounts: Accounts, body: dict, param: str
+    accounts: Accounts, body: dict[str, Any], param: str
 ) -> None:
     session = accounts.anonymous()
 
@@ -281,9 +284,7 @@ def test_password_change_revokes_every_other_session(accounts: Accounts) -> None
     assert_openai_error(stale, 401)
     assert changer.cookie != old_cookie
     assert changer.get("/me").status_code == 200
-    old = accounts.anonymous().post(
-        "/auth/login", json={"email": email, "password": PASSWORD}
-    )
+    old = accounts.anonymous().post("/auth/login", json={"email": email, "password": PASSWORD})
     assert_openai_error(old, 401)
     accounts.login(email, "brand-new-password")
 

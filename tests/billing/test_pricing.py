@@ -40,7 +40,7 @@ def test_parse_price_exact_values_give_exact_micros(value: object, micros: int) 
      None, [1], {"usd": 1}, "NaN", "Infinity", "-Infinity", float("nan"), float("inf")],
 )  # fmt: skip
 def test_parse_price_inexact_negative_or_not_numeric_raises_config_error(value: object) -> None:
-    with pytest.raises(ConfigError, match="^model 'm': "):
+    with pytest.raises(ConfigError, match=r"^model 'm': "):
         parse_price(value, where="model 'm'")
 
 

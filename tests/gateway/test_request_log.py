@@ -133,7 +133,8 @@ def test_request_log_failed_requests_are_logged_with_status(gateway: Gateway) ->
         assert row["cost_micros"] == 0
         assert row["completion_tokens"] == 0
     upstream_row = next(r for r in rows.values() if r["status"] == 503)
-    assert (upstream_row["provider"], upstream_row["attempts"]) == ("fake", 1)
+    # One deployment: tried, then retried once after a backoff (two rounds by default).
+    assert (upstream_row["provider"], upstream_row["attempts"]) == ("fake", 2)
 
 
 def test_request_log_client_disconnect_is_499_and_charged_for_streamed_tokens(

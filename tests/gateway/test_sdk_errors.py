@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from tests.conftest import Gateway
-from tests.gateway.helpers import new_key
+from tests.conftest import FAKE_UPSTREAM_KEY, Gateway
+from tests.gateway.helpers import new_key, start_with_config
+from tests.support.fake_openai import FakeOpenAI
 
 PROMPT = [{"role": "user", "content": "hi"}]
 
@@ -68,16 +70,53 @@ def test_errors_restricted_key_raises_permission_denied(shared: Gateway) -> None
     assert images.data is not None
 
 
+def _rate_limited_config(base_url: str) -> str:
+    # One provider per test case: a 429 with Retry-After cools its deployment down, so each
+    # case needs a deployment of its own to see the upstream's 429 itself.
+    lines = []
+    for mode in ("plain", "stream"):
+        lines += [
+            f"[providers.limited-{mode}]",
+            'format = "openai"',
+            f'base_url = "{base_url}"',
+            'api_key_env = "FAKE_UPSTREAM_KEY"',
+            "",
+            "[[models]]",
+            f'id = "limited-{mode}-text"',
+            f'provider = "limited-{mode}"',
+            'upstream = "error-429"',
+            "",
+        ]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def limited(
+    tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeOpenAI
+) -> Iterator[openai.OpenAI]:
+    """The SDK on a gateway whose models sit behind upstreams that always answer 429."""
+    running = start_with_config(
+        tmp_path_factory.mktemp("limited"),
+        _rate_limited_config(fake_upstream.base_url),
+        extra_env={"FAKE_UPSTREAM_KEY": FAKE_UPSTREAM_KEY},
+    )
+    with openai.OpenAI(base_url=running.api_base, api_key=running.key, max_retries=0) as sdk:
+        yield sdk
+    running.server.stop()
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_errors_upstream_429_raises_rate_limit_with_retry_after(
-    client: openai.OpenAI, stream: bool
+    limited: openai.OpenAI, stream: bool
 ) -> None:
+    mode = "stream" if stream else "plain"
+
     with pytest.raises(openai.RateLimitError) as caught:
-        _chat(client, "fake-error-429-text", stream=stream)
+        _chat(limited, f"limited-{mode}-text", stream=stream)
 
     assert caught.value.status_code == 429
     assert caught.value.response.headers["retry-after"] == "7"
-    assert caught.value.response.headers["x-vaultgate-provider"] == "fake"
+    assert caught.value.response.headers["x-vaultgate-provider"] == f"limited-{mode}"
 
 
 @pytest.mark.parametrize(

@@ -91,9 +91,8 @@ class FakeOpenAI:
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1])
         ready.set()
         self._loop.run_forever()
 

@@ -10,9 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis
@@ -26,6 +27,8 @@ from vaultgate.gateway.admission import prompt_token_bound
 from vaultgate.providers.base import Usage
 from vaultgate.storage.database import create_engine
 from vaultgate.storage.tables import api_keys, balances, ledger_entries, request_logs, reservations
+
+T = TypeVar("T")
 
 FAKE_UPSTREAM_KEY = "sk-fake-upstream-secret-0123456789"
 EXACT_MODEL = "fake-exact-text"
@@ -148,14 +151,15 @@ def start_fleet(
         flush_redis()
         shared["VAULTGATE_REDIS_URL"] = REDIS_URL
     shared.update(env or {})
-    servers: list[ServerProcess] = []
-    try:
-        for _ in range(processes):
-            servers.append(ServerProcess(tmp_path / "data", database_url, env=shared).start())
-    except BaseException:
+    data_dir = tmp_path / "data"
+    servers = [ServerProcess(data_dir, database_url, env=shared) for _ in range(processes)]
+    with ThreadPoolExecutor(processes) as pool:
+        started = [pool.submit(server.start) for server in servers]
+    failures = [error for future in started if (error := future.exception()) is not None]
+    if failures:
         for server in servers:
             server.stop()
-        raise
+        raise failures[0]
     return Fleet(servers, key, key_id, user.id, database_url)
 
 
@@ -234,7 +238,7 @@ async def read_books(engine: AsyncEngine, user_id: int, key_id: int) -> Books:
             )
         ).one()  # fmt: skip
     return Books(
-        balance=int(balance), ledger_sum=int(ledger_sum), holds=int(holds),
+        balance=int(balance or 0), ledger_sum=int(ledger_sum or 0), holds=int(holds),
         held_micros=int(held), request_logs=int(logs or 0), charges=int(charge_rows[0]),
         charge_ids=int(charge_rows[1]), charged_micros=int(charge_rows[2]),
         tokens_used=int(key.tokens_used), tokens_reserved=int(key.tokens_reserved),
@@ -278,7 +282,7 @@ def wait_settled(fleet: Fleet, *, logs: int, timeout: float = SETTLE_TIMEOUT_S) 
     )  # fmt: skip
 
 
-async def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
+async def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     engine = create_engine(url)
     try:
         return await work(engine)
@@ -314,3 +318,35 @@ def assert_audit_clean(database_url: str, tmp_path: Path) -> None:
     result = run_audit(database_url, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ledger audit clean" in result.stdout
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Per request id: its request-log rows (status, charged) and its ledger charges."""
+
+    logs: dict[str, list[tuple[int, int]]]
+    charges: dict[str, list[int]]
+
+
+def settled_requests(database_url: str) -> Settled:
+    """Every request-log row and every ledger charge, by request id."""
+
+    async def read(engine: AsyncEngine) -> Settled:
+        logs: dict[str, list[tuple[int, int]]] = {}
+        charges: dict[str, list[int]] = {}
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(request_logs.c.request_id, request_logs.c.status,
+                       request_logs.c.charged_micros)
+            )  # fmt: skip
+            for request_id, status, charged in rows:
+                logs.setdefault(request_id, []).append((int(status), int(charged)))
+            ledger = await conn.execute(
+                select(ledger_entries.c.request_id, ledger_entries.c.amount_micros)
+                .where(ledger_entries.c.kind == CHARGE)
+            )  # fmt: skip
+            for request_id, amount in ledger:
+                charges.setdefault(request_id, []).append(-int(amount))
+        return Settled(logs, charges)
+
+    return asyncio.run(_with_engine(database_url, read))

@@ -147,6 +147,9 @@ class ServerProcess:
             "VAULTGATE_OFFLINE_FIRST_TOKEN_DELAY_MS": "0",
             "VAULTGATE_REQUEST_LOG_FLUSH_INTERVAL_S": "0.05",
             "VAULTGATE_KEY_SYNC_INTERVAL_S": "0.2",
+            # Shared test servers must not open breakers across unrelated tests; the
+            # breaker tests set their own threshold.
+            "VAULTGATE_BREAKER_FAILURE_THRESHOLD": "1000000",
             "VAULTGATE_ADMIN_PASSWORD": "admin-password-123",
             **self.env,
         }
@@ -162,6 +165,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"vaultgate exited early:\n{self.logs()}")
             try:
                 if httpx.get(self.base_url + "/readyz", timeout=1).status_code == 200:

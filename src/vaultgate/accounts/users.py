@@ -87,7 +87,8 @@ async def create_user(
                     note="starter credit",
                 )
     except IntegrityError:
-        raise InvalidRequest("a user with that email or username exists", param="email") from None
+        taken = "email" if await find_user_by_email(engine, email) else "username"
+        raise InvalidRequest(f"a user with that {taken} exists", param=taken) from None
     return User(user_id, email, username, is_admin, True)
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from vaultgate.api import admin_routes, auth_routes, billing_routes, keys_routes, usage_routes
 from vaultgate.api.state import ApiState
-from vaultgate.errors import InvalidRequest, VaultGateError
+from vaultgate.errors import InternalError, InvalidRequest, VaultGateError
 from vaultgate.gateway.responses import error_response
+
+log = logging.getLogger("vaultgate.api")
 
 
 async def _vaultgate_error(request: Request, exc: Exception) -> Response:
@@ -25,6 +29,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(InvalidRequest(message, param=location))
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Without this the sub-app's own error middleware answers a plain-text 500.
+    log.error("unhandled error", exc_info=exc, extra={"fields": {"path": request.url.path}})
+    return error_response(InternalError("The server had an error processing your request."))
+
+
 def create_api(state: ApiState) -> FastAPI:
     """Build the management API around the shared state."""
     api = FastAPI(
@@ -36,6 +46,7 @@ def create_api(state: ApiState) -> FastAPI:
         exception_handlers={
             VaultGateError: _vaultgate_error,
             RequestValidationError: _validation_error,
+            Exception: _unexpected,
         },
     )
     api.state.api = state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from fastapi import APIRouter, Request, Response
 
@@ -58,6 +59,12 @@ async def _throttle(state: ApiState, subject: str, limit: int, request_id: str) 
         )
 
 
+def _attempt_id() -> str:
+    # Unique per attempt: the Redis limiter keeps one entry per member, and id(request)
+    # repeats across requests, which would let repeated attempts count once.
+    return secrets.token_hex(8)
+
+
 def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -66,7 +73,7 @@ def _client_address(request: Request) -> str:
 async def register(body: RegisterBody, request: Request, response: Response) -> SessionOut:
     """Create an account (with the starter credit) and sign it in."""
     state = api_state(request)
-    marker = str(id(request))
+    marker = _attempt_id()
     await _throttle(
         state, f"register:{_client_address(request)}", LOGIN_ATTEMPTS_PER_ADDRESS, marker
     )
@@ -81,7 +88,7 @@ async def register(body: RegisterBody, request: Request, response: Response) -> 
 async def login(body: LoginBody, request: Request, response: Response) -> SessionOut:
     """Sign in; throttled per account and per client address."""
     state = api_state(request)
-    marker = str(id(request))
+    marker = _attempt_id()
     email = body.email.strip().lower()
     await _throttle(
         state, f"login:ip:{_client_address(request)}", LOGIN_ATTEMPTS_PER_ADDRESS, marker

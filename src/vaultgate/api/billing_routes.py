@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -65,7 +66,7 @@ async def redeem_code(body: RedeemBody, request: Request, caller: CallerDep) -> 
     state = api_state(request)
     decision = await state.limiter.hit(
         f"redeem:{caller.user.id}", limit=REDEEM_ATTEMPTS_PER_MINUTE, weight=1,
-        member=str(id(request)),
+        member=secrets.token_hex(8),
     )  # fmt: skip
     if not decision.allowed:
         raise RateLimited("Too many redeem attempts; try again in a minute.")

@@ -94,6 +94,8 @@ async def edit_key(
     }
     if "rpm" in given and body.rpm is None:
         raise InvalidRequest("rpm cannot be removed", param="rpm")
+    if "name" in given and body.name is None:
+        raise InvalidRequest("name cannot be removed", param="name")
     if "expires_at" in given:
         values["expires_at"] = _aware(body.expires_at)
     if "models" in given:

@@ -73,9 +73,11 @@ def verify_event(config: StripeConfig, payload: bytes, signature: str | None) ->
     if not signature:
         raise InvalidRequest("missing Stripe-Signature header")
     try:
-        return stripe.Webhook.construct_event(payload, signature, config.webhook_secret)
+        event = stripe.Webhook.construct_event(payload, signature, config.webhook_secret)
     except (stripe.SignatureVerificationError, ValueError):
         raise InvalidRequest("invalid webhook signature or payload") from None
+    # A plain dict: the SDK's event objects are not dicts (they have no ``.get``).
+    return event.to_dict()
 
 
 async def apply_event(engine: AsyncEngine, event: Any) -> str:

@@ -29,6 +29,7 @@ from vaultgate.log import log_access
 from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
+from vaultgate.routing.router import Router
 from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class GatewayState:
     engine: AsyncEngine
     limiter: SlidingWindowLimiter
     holds: HoldStore
+    router: Router
 
     def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
         """The model a key asks for, checked for existence, endpoint and permission."""

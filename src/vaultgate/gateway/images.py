@@ -15,7 +15,6 @@ from vaultgate.gateway.responses import JsonResponse, error_response, read_json
 from vaultgate.gateway.validation import validate_images
 from vaultgate.providers.base import GeneratedImage, ImageCall, ImageResult, JsonObject, Provider
 from vaultgate.providers.catalog import Deployment, ModelEntry
-from vaultgate.routing.failover import call_with_failover
 
 DEFAULT_SIZE = "1024x1024"
 DEFAULT_QUALITY = "standard"
@@ -84,7 +83,7 @@ async def _generate(
         )  # fmt: skip
         return await provider.images(call)
 
-    result = await call_with_failover(model, state.registry.providers, trace, attempt)
+    result = await state.router.call(model, trace, attempt)
     base_url = state.settings.public_url or str(request.base_url)
     data = [await _render(state, image, response_format, base_url) for image in result.images]
     trace.images = len(data)

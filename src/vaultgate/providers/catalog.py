@@ -43,6 +43,7 @@ class Deployment:
     provider: str
     upstream: str
     weight: int = 1
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class ProviderSpec:
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
     total_timeout_s: float | None = None
+    first_byte_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +154,9 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
         # needs none; a shipped one always needs its credential to be offered.
         needs_key=bool(api_key_env) or not from_operator,
         connect_timeout_s=timeouts.get("connect"),
-        read_timeout_s=timeouts.get("read"),
+        read_timeout_s=timeouts.get("idle", timeouts.get("read")),
         total_timeout_s=timeouts.get("total"),
+        first_byte_timeout_s=timeouts.get("first_byte"),
     )
 
 
@@ -165,14 +168,18 @@ def _parse_deployments(table: Mapping[str, Any], where: str) -> tuple[Deployment
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: 'deployments' must be a non-empty list")
     deployments = []
-    for item in raw:
+    for position, item in enumerate(raw):
         item = _table(item, "each deployment", where)
         provider = _require(item, "provider", str, where)
         upstream = _require(item, "upstream", str, where)
         weight = item.get("weight", 1)
-        if not isinstance(weight, int) or weight < 1:
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
             raise ConfigError(f"{where}: deployment weight must be a positive integer")
-        deployments.append(Deployment(provider, upstream, weight))
+        # Without explicit priorities the list order is the priority order.
+        priority = item.get("priority", position)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise ConfigError(f"{where}: deployment priority must be an integer")
+        deployments.append(Deployment(provider, upstream, weight, priority))
     return tuple(deployments)
 
 

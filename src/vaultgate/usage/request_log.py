@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.billing.settlement import (
@@ -123,12 +123,20 @@ class RequestLogWriter:
         try:
             async with self._engine.begin() as conn:
                 await write_batch(conn, batch)
-        except (StaleHold, IntegrityError):
-            # A hold was released after a crash, or an earlier attempt committed without
-            # our seeing it: settle one by one, each request checked on its own.
+        except (StaleHold, IntegrityError, DataError):
+            # A hold was released after a crash, an earlier attempt committed without our
+            # seeing it, or one row is unwritable: settle one by one, each on its own.
             for item in batch:
-                async with self._engine.begin() as conn:
-                    await write_one(conn, item)
+                try:
+                    async with self._engine.begin() as conn:
+                        await write_one(conn, item)
+                except (IntegrityError, DataError):
+                    # Retrying cannot fix this row; its hold is released as stale later.
+                    self.dropped += 1
+                    log.exception(
+                        "request log row dropped",
+                        extra={"fields": {"request_id": item.entry.request_id}},
+                    )
 
     async def close(self) -> None:
         """Stop the background task and write what is left."""
