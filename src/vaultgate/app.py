@@ -29,6 +29,7 @@ from vaultgate.config import Settings
 from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
 from vaultgate.gateway.chat import chat_completions
 from vaultgate.gateway.context import GatewayState
+from vaultgate.gateway.hot_path import HotPath
 from vaultgate.gateway.image_store import ImageStore
 from vaultgate.gateway.images import image_file, image_generations
 from vaultgate.gateway.models import get_model, list_models
@@ -136,7 +137,7 @@ def stripe_config(settings: Settings) -> StripeConfig | None:
 
 def create_app(
     settings: Settings | None = None, environ: Mapping[str, str] | None = None
-) -> Starlette:
+) -> HotPath:
     """Build the ASGI app. ``environ`` supplies provider credentials (default: os.environ)."""
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
@@ -224,7 +225,8 @@ def create_app(
 
     api_state = ApiState(
         settings=settings, engine=engine, keys=state.keys, limiter=state.limiter,
-        stripe=stripe_config(settings),
+        stripe=stripe_config(settings), breakers=state.router.breakers,
+        models=registry.models,
     )  # fmt: skip
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -248,4 +250,7 @@ def create_app(
     )
     app.state.gateway = state
     app.state.engine = engine
-    return app
+    return HotPath(app, {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/v1/images/generations"): image_generations,
+    })  # fmt: skip

@@ -121,6 +121,7 @@ def serve(
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        proxy_headers=settings.trust_proxy_headers,
     )
 
 

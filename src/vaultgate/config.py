@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `vaultgate serve` binds to.")
     port: int = Field(8080, description="Port `vaultgate serve` listens on.")
     workers: int = Field(1, ge=1, description="Number of server processes.")
+    trust_proxy_headers: bool = Field(
+        False,
+        description="Take client address and scheme from X-Forwarded-* headers (behind a proxy).",
+    )
     public_url: str | None = Field(
         None,
         description=(

@@ -28,6 +28,7 @@ from tests.support.money import (
     books,
     burst,
     chat_body,
+    quiet_books,
     read_books,
     run_audit,
     run_sql,
@@ -43,7 +44,7 @@ from vaultgate.storage.tables import api_keys, balances, ledger_entries
 
 LOAD = 100
 OFFLINE_MODEL = "offline-small-text"
-TOKEN_DELAY_MS = "40"
+TOKEN_DELAY_MS = "60"
 STALE_AFTER_S = "2"
 SIGNAL_WAIT_S = 30.0
 STOP_TIMEOUT_S = 40.0
@@ -54,9 +55,9 @@ Outcome = httpx.Response | BaseException
 
 
 def _slow_streams() -> list[dict[str, Any]]:
-    """Streams of 4 to 43 tokens: some finish early, some are mid-way at any moment."""
+    """Streams of 4 to 53 tokens: some finish early, some are mid-way at any moment."""
     return [
-        chat_body(stream=True, model=OFFLINE_MODEL, max_tokens=4 + index % 40,
+        chat_body(stream=True, model=OFFLINE_MODEL, max_tokens=4 + index % 50,
                   text=f"request number {index}")
         for index in range(LOAD)
     ]  # fmt: skip
@@ -137,7 +138,7 @@ def test_gateway_killed_under_load_leaves_live_holds_and_clean_books(
     tmp_path: Path, database_url: str, fake_upstream: FakeOpenAI
 ) -> None:
     fleet = _kill_under_load(tmp_path, database_url, fake_upstream)
-    after_kill = books(database_url, fleet.user_id, fleet.key_id)
+    after_kill = quiet_books(database_url, fleet.user_id, fleet.key_id)
     assert after_kill.holds > 0
     assert after_kill.tokens_reserved > 0
     _assert_never_charged_twice(after_kill)
@@ -170,7 +171,7 @@ def test_restart_after_kill_releases_orphaned_holds_once_stale(
     tmp_path: Path, database_url: str, fake_upstream: FakeOpenAI
 ) -> None:
     fleet = _kill_under_load(tmp_path, database_url, fake_upstream)
-    after_kill = books(database_url, fleet.user_id, fleet.key_id)
+    after_kill = quiet_books(database_url, fleet.user_id, fleet.key_id)
     assert after_kill.holds > 0
 
     restarted = _restart(fleet, tmp_path, {"VAULTGATE_STALE_HOLD_AFTER_S": STALE_AFTER_S})

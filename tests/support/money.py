@@ -41,6 +41,8 @@ UNLIMITED_RPM = 1_000_000
 SETTLE_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 60.0
 POLL_S = 0.05
+QUIET_S = 0.5
+QUIET_TIMEOUT_S = 10.0
 
 
 def chat_body(
@@ -270,6 +272,25 @@ def wait_for_books(
             if time.monotonic() > deadline:
                 raise AssertionError(f"books did not settle within {timeout}s: {snapshot}")
             await asyncio.sleep(POLL_S)
+
+    return asyncio.run(_with_engine(database_url, poll))
+
+
+def quiet_books(database_url: str, user_id: int, key_id: int) -> Books:
+    """The books once they stop changing: statements a killed process sent before it died
+    still commit on the database server after its death."""
+
+    async def poll(engine: AsyncEngine) -> Books:
+        deadline = time.monotonic() + QUIET_TIMEOUT_S
+        previous = await read_books(engine, user_id, key_id)
+        while True:
+            await asyncio.sleep(QUIET_S)
+            snapshot = await read_books(engine, user_id, key_id)
+            if snapshot == previous:
+                return snapshot
+            if time.monotonic() > deadline:
+                raise AssertionError(f"books kept changing for {QUIET_TIMEOUT_S}s: {snapshot}")
+            previous = snapshot
 
     return asyncio.run(_with_engine(database_url, poll))
 

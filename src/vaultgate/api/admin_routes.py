@@ -13,6 +13,7 @@ from vaultgate.billing.ledger import GRANT, balance_of, credit
 from vaultgate.billing.pricing import format_micros, parse_price
 from vaultgate.billing.redeem import create_codes
 from vaultgate.errors import ConfigError, InvalidRequest, NotFound
+from vaultgate.routing.router import deployment_id
 from vaultgate.storage.tables import users
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -68,3 +69,23 @@ async def make_codes(body: CodesBody, request: Request, admin: AdminDep) -> dict
         created_by=admin.user.id,
     )
     return {"codes": codes, "amount": body.amount}
+
+
+@router.get("/deployments")
+async def deployment_health(request: Request, admin: AdminDep) -> dict[str, object]:
+    """Every deployment of every offered model, with its circuit breaker's state here."""
+    state = api_state(request)
+    known = state.breakers.snapshot()
+    deployments = []
+    for model in sorted(state.models.values(), key=lambda m: m.id):
+        for deployment in model.deployments:
+            key = deployment_id(deployment)
+            health = known.get(
+                key, {"status": "closed", "consecutive_failures": 0, "cooldown_remaining_s": 0.0}
+            )
+            deployments.append({
+                "model": model.id, "provider": deployment.provider,
+                "upstream": deployment.upstream, "priority": deployment.priority,
+                "weight": deployment.weight, **health,
+            })  # fmt: skip
+    return {"deployments": deployments}

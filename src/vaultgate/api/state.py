@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +11,8 @@ from vaultgate.accounts.keys import KeyCache
 from vaultgate.billing.payments import StripeConfig
 from vaultgate.config import Settings
 from vaultgate.limits.base import SlidingWindowLimiter
+from vaultgate.providers.catalog import ModelEntry
+from vaultgate.routing.breaker import Breakers
 
 
 @dataclass
@@ -21,3 +24,5 @@ class ApiState:
     keys: KeyCache
     limiter: SlidingWindowLimiter
     stripe: StripeConfig | None
+    breakers: Breakers
+    models: Mapping[str, ModelEntry]
