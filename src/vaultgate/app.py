@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -42,6 +43,7 @@ from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
 from vaultgate.routing.breaker import BreakerPolicy, Breakers
 from vaultgate.routing.router import RetryPolicy, Router
+from vaultgate.routing.shared_breaker import SharedBreakers
 from vaultgate.storage.database import create_engine
 from vaultgate.usage.request_log import RequestLogWriter
 
@@ -49,6 +51,7 @@ log = logging.getLogger("vaultgate.app")
 
 IMAGE_PURGE_INTERVAL_S = 300.0
 STALE_HOLD_CHECK_S = 60.0
+BREAKER_SYNC_S = 0.5
 READY_TIMEOUT_S = 2.0
 
 
@@ -106,7 +109,7 @@ async def _every(interval: float, job: Callable[[], Awaitable[object]], name: st
         await asyncio.sleep(interval)
         try:
             await job()
-        except (SQLAlchemyError, OSError):
+        except (SQLAlchemyError, OSError, RedisError):
             log.exception("periodic job failed", extra={"fields": {"job": name}})
 
 
@@ -133,6 +136,17 @@ def stripe_config(settings: Settings) -> StripeConfig | None:
         cancel_url=settings.stripe_cancel_url,
         api_base=settings.stripe_api_base,
     )
+
+
+def build_breakers(settings: Settings) -> Breakers:
+    """Breakers shared through Redis when it is configured, per process otherwise."""
+    policy = BreakerPolicy(
+        failure_threshold=settings.breaker_failure_threshold,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+    if settings.redis_url:
+        return SharedBreakers(policy, settings.redis_url)
+    return Breakers(policy)
 
 
 def create_app(
@@ -176,12 +190,7 @@ def create_app(
         holds=build_hold_store(engine, settings.resolved_database_url()),
         router=Router(
             registry.providers,
-            Breakers(
-                BreakerPolicy(
-                    failure_threshold=settings.breaker_failure_threshold,
-                    cooldown_s=settings.breaker_cooldown_s,
-                )
-            ),
+            build_breakers(settings),
             RetryPolicy(
                 max_attempts=settings.retry_max_attempts,
                 max_rounds=settings.retry_max_rounds,
@@ -209,6 +218,9 @@ def create_app(
                 _every(stale_hold_check_s(settings), release_orphans, "stale-holds")
             ),
         ]
+        breakers = state.router.breakers
+        if isinstance(breakers, SharedBreakers):
+            jobs.append(asyncio.create_task(_every(BREAKER_SYNC_S, breakers.sync, "breakers")))
         try:
             yield
         finally:
@@ -219,6 +231,7 @@ def create_app(
             await alerts.aclose()
             await state.limiter.aclose()
             await state.holds.aclose()
+            await state.router.breakers.aclose()
             await registry.aclose()
             await http.aclose()
             await engine.dispose()

@@ -19,11 +19,17 @@ STARTER_CREDIT_MICROS = 2_500_000
 def api_gateway(
     tmp_path_factory: pytest.TempPathFactory, fake_upstream: FakeOpenAI
 ) -> Iterator[Gateway]:
-    """VaultGate on SQLite with a known starter credit, shared by a module."""
+    """VaultGate on SQLite with a known starter credit, behind a trusted proxy, shared by
+    a module."""
     tmp_path = tmp_path_factory.mktemp("api")
     url = f"sqlite+aiosqlite:///{tmp_path / 'vaultgate.db'}"
     prepare_database(url)
-    env = {"VAULTGATE_STARTER_CREDIT_MICROS": str(STARTER_CREDIT_MICROS)}
+    # Trusting X-Forwarded-For (as behind a proxy) lets each client have an address of its
+    # own, so per-address sign-in limits of one test never reach another.
+    env = {
+        "VAULTGATE_STARTER_CREDIT_MICROS": str(STARTER_CREDIT_MICROS),
+        "VAULTGATE_TRUST_PROXY_HEADERS": "true",
+    }
     running = start_gateway(tmp_path, url, fake_upstream.base_url, env)
     yield running
     running.server.stop()

@@ -44,8 +44,8 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
 
 
 def new_address() -> str:
-    """A client address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1), so
-    that per-address sign-in limits of one test never reach another."""
+    """A client address of its own, sent as X-Forwarded-For (which a server started with
+    VAULTGATE_TRUST_PROXY_HEADERS takes as the client's address)."""
     number = next(_addresses)
     return f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
 

@@ -19,6 +19,7 @@ from tests.api.helpers import (
     new_address,
     new_email,
 )
+from tests.conftest import Gateway
 
 LOGIN_LIMIT_PER_ACCOUNT = 10
 LOGIN_LIMIT_PER_ADDRESS = 30
@@ -180,6 +181,23 @@ def test_login_attempts_past_limit_per_address_are_429(accounts: Accounts) -> No
     assert_openai_error(refused, 429)
     assert int(refused.headers["retry-after"]) >= 1
     assert elsewhere.status_code == 200
+
+
+def test_login_forwarded_for_is_not_trusted_by_default(sqlite_gateway: Gateway) -> None:
+    accounts = Accounts(sqlite_gateway.base_url)
+    try:
+        for _ in range(LOGIN_LIMIT_PER_ADDRESS):
+            dodger = accounts.anonymous()
+            response = dodger.post("/auth/login", json={"email": new_email(), "password": "x"})
+            assert response.status_code == 401
+
+        refused = accounts.anonymous().post(
+            "/auth/login", json={"email": new_email(), "password": "x"}
+        )
+
+        assert_openai_error(refused, 429)
+    finally:
+        accounts.close()
 
 
 def test_session_cookie_over_http_is_httponly_lax_not_secure(accounts: Accounts) -> None:

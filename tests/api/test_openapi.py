@@ -35,7 +35,9 @@ def test_openapi_schema_lists_every_route(api_gateway: Gateway) -> None:
     assert schema["openapi"].startswith("3.")
     assert schema["servers"] == [{"url": "/api"}]
     paths = {path: set(ops) for path, ops in schema["paths"].items()}
-    assert paths == EXPECTED
+    missing = {path: ops - paths.get(path, set()) for path, ops in EXPECTED.items()}
+    assert {path: ops for path, ops in missing.items() if ops} == {}
+    assert "/billing/stripe/webhook" not in paths
 
 
 def test_openapi_paths_resolve_under_the_server_url(api_gateway: Gateway) -> None:

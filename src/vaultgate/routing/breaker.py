@@ -55,6 +55,7 @@ class Breakers:
     def __init__(self, policy: BreakerPolicy | None = None) -> None:
         self.policy = policy or BreakerPolicy()
         self._states: dict[str, BreakerState] = {}
+        self._clock = time.monotonic
 
     def _state(self, deployment_id: str) -> BreakerState:
         state = self._states.get(deployment_id)
@@ -67,7 +68,7 @@ class Breakers:
         state = self._states.get(deployment_id)
         if state is None or state.opened_until == 0.0:
             return Permit.NORMAL
-        now = time.monotonic()
+        now = self._clock()
         if now < state.opened_until:
             return None
         stale_probe = now - state.probe_started > self.policy.probe_timeout_s
@@ -88,7 +89,7 @@ class Breakers:
     ) -> None:
         """The deployment failed: count it, and open the breaker when it is time."""
         state = self._state(deployment_id)
-        now = time.monotonic()
+        now = self._clock()
         state.failures += 1
         if permit is Permit.PROBE:
             state.probing = False
@@ -109,11 +110,18 @@ class Breakers:
         state = self._states.get(deployment_id)
         if state is None:
             return 0.0, False
-        return max(state.opened_until - time.monotonic(), 0.0), state.rate_limited
+        return max(state.opened_until - self._clock(), 0.0), state.rate_limited
+
+    async def claim_probe(self, deployment_id: str) -> bool:
+        """Confirm a probe permit; in one process the local claim is enough."""
+        return True
+
+    async def aclose(self) -> None:
+        """Nothing to release in process."""
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Every known deployment's state, for the admin view."""
-        now = time.monotonic()
+        now = self._clock()
         return {
             deployment_id: {
                 "status": state.status(now),

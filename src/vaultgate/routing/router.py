@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 from vaultgate.errors import NoProviderAvailable, RateLimited, UpstreamError, VaultGateError
 from vaultgate.providers.base import Provider
 from vaultgate.providers.catalog import Deployment, ModelEntry
-from vaultgate.routing.breaker import Breakers
+from vaultgate.routing.breaker import Breakers, Permit
 
 log = logging.getLogger("vaultgate.routing")
 
@@ -132,6 +132,8 @@ class Router:
         key = deployment_id(deployment)
         permit = self.breakers.acquire(key) if provider is not None else None
         if provider is None or permit is None:
+            return _SKIPPED
+        if permit is Permit.PROBE and not await self.breakers.claim_probe(key):
             return _SKIPPED
         trace.attempts += 1
         trace.provider = deployment.provider
