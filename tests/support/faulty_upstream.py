@@ -30,6 +30,9 @@ VaultGate's deployments, and so their circuit breakers, apart):
   when not streamed).
 - ``role-then-reset``: a role-only chunk, then a reset.
 
+Not streamed, the ``hang-mid-stream``, ``reset-mid-stream`` and ``cut-after`` faults send half
+of a promised JSON body, then stall, reset or close.
+
 Stalls last until the client closes the connection or ``hang_s`` passes, so nothing leaks.
 Before a mid-stream reset the handler waits until a test calls ``proceed()`` (or
 ``pause_s`` passes), so the content is known to have reached the client first.

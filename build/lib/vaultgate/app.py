@@ -5,36 +5,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from vaultgate.accounts.keys import KeyCache
+from vaultgate.api.app import create_api
+from vaultgate.api.state import ApiState
+from vaultgate.billing.alerts import AlertChecker, AlertRules
+from vaultgate.billing.hold_stores import build_hold_store
+from vaultgate.billing.payments import StripeConfig
+from vaultgate.billing.reservations import release_stale
 from vaultgate.config import Settings
 from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
 from vaultgate.gateway.chat import chat_completions
 from vaultgate.gateway.context import GatewayState
+from vaultgate.gateway.hot_path import HotPath
 from vaultgate.gateway.image_store import ImageStore
 from vaultgate.gateway.images import image_file, image_generations
 from vaultgate.gateway.models import get_model, list_models
 from vaultgate.gateway.responses import JsonResponse, error_response
+from vaultgate.limits.base import SlidingWindowLimiter
+from vaultgate.limits.memory import MemoryLimiter
+from vaultgate.limits.redis import RedisLimiter
 from vaultgate.providers.catalog import load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
+from vaultgate.routing.breaker import BreakerPolicy, Breakers
+from vaultgate.routing.router import RetryPolicy, Router
+from vaultgate.routing.shared_breaker import SharedBreakers
 from vaultgate.storage.database import create_engine
 from vaultgate.usage.request_log import RequestLogWriter
 
 log = logging.getLogger("vaultgate.app")
 
 IMAGE_PURGE_INTERVAL_S = 300.0
+STALE_HOLD_CHECK_S = 60.0
+BREAKER_SYNC_S = 0.5
 READY_TIMEOUT_S = 2.0
 
 
@@ -92,13 +109,49 @@ async def _every(interval: float, job: Callable[[], Awaitable[object]], name: st
         await asyncio.sleep(interval)
         try:
             await job()
-        except (SQLAlchemyError, OSError):
+        except (SQLAlchemyError, OSError, RedisError):
             log.exception("periodic job failed", extra={"fields": {"job": name}})
+
+
+def stale_hold_check_s(settings: Settings) -> float:
+    """How often to look for orphaned holds: each minute, or as often as they go stale."""
+    return min(STALE_HOLD_CHECK_S, settings.stale_hold_after_s)
+
+
+def build_limiter(settings: Settings) -> SlidingWindowLimiter:
+    """Redis-backed limits when Redis is configured, in-process ones otherwise."""
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    return MemoryLimiter()
+
+
+def stripe_config(settings: Settings) -> StripeConfig | None:
+    """Stripe Checkout settings, when both of its secrets are configured."""
+    if not (settings.stripe_secret_key and settings.stripe_webhook_secret):
+        return None
+    return StripeConfig(
+        secret_key=settings.stripe_secret_key,
+        webhook_secret=settings.stripe_webhook_secret,
+        success_url=settings.stripe_success_url,
+        cancel_url=settings.stripe_cancel_url,
+        api_base=settings.stripe_api_base,
+    )
+
+
+def build_breakers(settings: Settings) -> Breakers:
+    """Breakers shared through Redis when it is configured, per process otherwise."""
+    policy = BreakerPolicy(
+        failure_threshold=settings.breaker_failure_threshold,
+        cooldown_s=settings.breaker_cooldown_s,
+    )
+    if settings.redis_url:
+        return SharedBreakers(policy, settings.redis_url)
+    return Breakers(policy)
 
 
 def create_app(
     settings: Settings | None = None, environ: Mapping[str, str] | None = None
-) -> Starlette:
+) -> HotPath:
     """Build the ASGI app. ``environ`` supplies provider credentials (default: os.environ)."""
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
@@ -110,10 +163,16 @@ def create_app(
         timeouts=Timeouts(
             connect=settings.upstream_connect_timeout_s,
             read=settings.upstream_read_timeout_s,
+            first_byte=settings.upstream_first_byte_timeout_s,
             total=settings.upstream_total_timeout_s,
         ),
     )
     registry = Registry.build(catalog, settings=settings, http=http, environ=environ)
+    alerts = AlertChecker(engine, AlertRules(
+        quota_percents=tuple(settings.alert_quota_percents),
+        balance_micros=settings.alert_balance_micros,
+        webhook_url=settings.alert_webhook_url,
+    ))  # fmt: skip
     state = GatewayState(
         settings=settings,
         registry=registry,
@@ -123,10 +182,27 @@ def create_app(
             flush_interval_s=settings.request_log_flush_interval_s,
             batch_size=settings.request_log_batch_size,
             max_pending=settings.request_log_max_pending,
+            on_settled=alerts.check,
         ),
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
+        limiter=build_limiter(settings),
+        holds=build_hold_store(engine, settings.resolved_database_url()),
+        router=Router(
+            registry.providers,
+            build_breakers(settings),
+            RetryPolicy(
+                max_attempts=settings.retry_max_attempts,
+                max_rounds=settings.retry_max_rounds,
+                budget_s=settings.retry_budget_s,
+            ),
+        ),
     )
+
+    async def release_orphans() -> int:
+        return await release_stale(
+            engine, older_than=dt.timedelta(seconds=settings.stale_hold_after_s)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,7 +214,13 @@ def create_app(
             asyncio.create_task(
                 _every(IMAGE_PURGE_INTERVAL_S, state.images.purge_expired, "image-purge")
             ),
+            asyncio.create_task(
+                _every(stale_hold_check_s(settings), release_orphans, "stale-holds")
+            ),
         ]
+        breakers = state.router.breakers
+        if isinstance(breakers, SharedBreakers):
+            jobs.append(asyncio.create_task(_every(BREAKER_SYNC_S, breakers.sync, "breakers")))
         try:
             yield
         finally:
@@ -146,10 +228,19 @@ def create_app(
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             await state.request_log.close()
+            await alerts.aclose()
+            await state.limiter.aclose()
+            await state.holds.aclose()
+            await state.router.breakers.aclose()
             await registry.aclose()
             await http.aclose()
             await engine.dispose()
 
+    api_state = ApiState(
+        settings=settings, engine=engine, keys=state.keys, limiter=state.limiter,
+        stripe=stripe_config(settings), breakers=state.router.breakers,
+        models=registry.models,
+    )  # fmt: skip
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/images/generations", image_generations, methods=["POST"]),
@@ -158,6 +249,7 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Mount("/api", app=create_api(api_state)),
     ]
     app = Starlette(
         routes=routes,
@@ -171,4 +263,7 @@ def create_app(
     )
     app.state.gateway = state
     app.state.engine = engine
-    return app
+    return HotPath(app, {
+        ("POST", "/v1/chat/completions"): chat_completions,
+        ("POST", "/v1/images/generations"): image_generations,
+    })  # fmt: skip

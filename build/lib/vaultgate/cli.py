@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.accounts.keys import DEFAULT_RPM, create_key, revoke_key
 from vaultgate.accounts.users import count_users, create_user, find_user_by_email
-from vaultgate.billing.pricing import format_micros
+from vaultgate.billing.audit import audit_ledger
+from vaultgate.billing.ledger import GRANT, balance_of, credit
+from vaultgate.billing.pricing import format_micros, parse_price
 from vaultgate.config import Settings
 from vaultgate.errors import ConfigError, VaultGateError
 from vaultgate.log import configure_logging
@@ -36,10 +38,14 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+credits_app = typer.Typer(help="Account credit.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The credit ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(credits_app, name="credits")
+app.add_typer(ledger_app, name="ledger")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -80,8 +86,9 @@ async def _ensure_first_admin(engine: AsyncEngine, settings: Settings) -> str | 
         return None
     password = settings.admin_password or secrets.token_urlsafe(12)
     await create_user(
-        engine, email=settings.admin_email, username="admin", password=password, is_admin=True
-    )
+        engine, email=settings.admin_email, username="admin", password=password, is_admin=True,
+        starter_credit_micros=settings.starter_credit_micros,
+    )  # fmt: skip
     return password if not settings.admin_password else None
 
 
@@ -114,6 +121,7 @@ def serve(
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        proxy_headers=settings.trust_proxy_headers,
     )
 
 
@@ -139,7 +147,12 @@ def users_create(
     user = _with_engine(
         settings,
         lambda e: create_user(
-            e, email=email, username=username, password=password, is_admin=admin
+            e,
+            email=email,
+            username=username,
+            password=password,
+            is_admin=admin,
+            starter_credit_micros=settings.starter_credit_micros,
         ),
     )
     typer.echo(f"created user {user.id} {user.email}{' (admin)' if user.is_admin else ''}")
@@ -160,6 +173,7 @@ def keys_create(
     email: Annotated[str, typer.Option(help="Owner's email.")],
     name: Annotated[str, typer.Option(help="A name for the key.")],
     rpm: Annotated[int, typer.Option(help="Requests per minute.")] = DEFAULT_RPM,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute.")] = None,
     token_quota: Annotated[int | None, typer.Option(help="Total tokens allowed.")] = None,
     models: Annotated[
         str | None,
@@ -177,7 +191,8 @@ def keys_create(
         if user is None:
             raise _fail(f"no user with email {email}")
         key, record = await create_key(
-            engine, user_id=user.id, name=name, rpm_limit=rpm, token_quota=token_quota,
+            engine, user_id=user.id, name=name, rpm_limit=rpm, tpm_limit=tpm,
+            token_quota=token_quota,
             allowed_models=restrictions, expires_at=expires_at,
         )  # fmt: skip
         return record.id, key
@@ -194,6 +209,50 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) ->
     settings = Settings()
     _with_engine(settings, lambda e: revoke_key(e, key_id))
     typer.echo(f"revoked key {key_id}")
+
+
+def _parse_amount(amount: str) -> int:
+    try:
+        return parse_price(amount, where="--amount")
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@credits_app.command("grant")
+def credits_grant(
+    email: Annotated[str, typer.Option(help="The account's email.")],
+    amount: Annotated[str, typer.Option(help="USD amount, e.g. 25 or 0.50.")],
+    note: Annotated[str | None, typer.Option(help="Shown in the account's history.")] = None,
+) -> None:
+    """Grant credit to an account (a ledger entry of kind grant)."""
+    settings = Settings()
+    micros = _parse_amount(amount)
+
+    async def work(engine: AsyncEngine) -> int:
+        user = await find_user_by_email(engine, email)
+        if user is None:
+            raise _fail(f"no user with email {email}")
+        await credit(
+            engine, user_id=user.id, kind=GRANT, amount_micros=micros, note=note or "admin grant"
+        )
+        return await balance_of(engine, user.id)
+
+    balance = _with_engine(settings, work)
+    typer.echo(
+        f"granted {format_micros(micros)} USD to {email}; balance {format_micros(balance)} USD"
+    )
+
+
+@ledger_app.command("audit")
+def ledger_audit() -> None:
+    """Check the ledger against balances, holds, keys and the request log."""
+    settings = Settings()
+    problems = _with_engine(settings, audit_ledger)
+    for problem in problems:
+        typer.echo(f"MISMATCH: {problem}")
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo("ledger audit clean")
 
 
 @models_app.command("list")

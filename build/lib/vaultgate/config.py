@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `vaultgate serve` binds to.")
     port: int = Field(8080, description="Port `vaultgate serve` listens on.")
     workers: int = Field(1, ge=1, description="Number of server processes.")
+    trust_proxy_headers: bool = Field(
+        False,
+        description="Take client address and scheme from X-Forwarded-* headers (behind a proxy).",
+    )
     public_url: str | None = Field(
         None,
         description=(
@@ -81,7 +85,7 @@ class Settings(BaseSettings):
     upstream_read_timeout_s: float = Field(
         120.0,
         gt=0,
-        description="Default longest wait for the first byte, and between stream chunks.",
+        description="Default longest gap between bytes of a provider's body or stream.",
     )
     upstream_total_timeout_s: float = Field(
         600.0, gt=0, description="Default longest duration of one provider request."
@@ -92,8 +96,75 @@ class Settings(BaseSettings):
     upstream_pool_per_host: int = Field(
         256, ge=1, description="Most open connections to one provider host."
     )
+    retry_max_attempts: int = Field(
+        4, ge=1, description="Most deployments tried (attempts) for one request."
+    )
+    retry_max_rounds: int = Field(
+        2, ge=1, description="Passes over a model's deployments, with backoff between them."
+    )
+    retry_budget_s: float = Field(
+        120.0, gt=0, description="Longest time one request spends trying deployments."
+    )
+    breaker_failure_threshold: int = Field(
+        3, ge=1, description="Consecutive failures that open a deployment's circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="First cooldown of an open breaker (doubles after a failed probe)."
+    )
+    upstream_first_byte_timeout_s: float = Field(
+        60.0, gt=0, description="Default longest wait for a provider's response headers."
+    )
     image_ttl_s: int = Field(
         3600, ge=60, description="How long generated images stay downloadable by URL."
+    )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis URL, e.g. redis://127.0.0.1:6379/0. When set, rate limits are shared by "
+            "every process through it; otherwise they are kept in process."
+        ),
+    )
+    starter_credit_micros: int = Field(
+        1_000_000,
+        ge=0,
+        description="Credit granted to each new account, in micro-USD (1,000,000 = $1).",
+    )
+    stale_hold_after_s: float = Field(
+        1800.0,
+        gt=0,
+        description=(
+            "Age after which a request's hold is deemed orphaned by a crashed process and "
+            "released. Must exceed the longest request."
+        ),
+    )
+    stripe_secret_key: str | None = Field(
+        None, repr=False, description="Stripe secret key; enables Checkout top-ups."
+    )
+    stripe_webhook_secret: str | None = Field(
+        None, repr=False, description="Signing secret of the Stripe webhook endpoint."
+    )
+    stripe_api_base: str | None = Field(
+        None, description="Override of Stripe's API address (for a local test server)."
+    )
+    stripe_success_url: str = Field(
+        "http://127.0.0.1:8080/dashboard/balance?paid=1",
+        description="Where Stripe Checkout sends the user after paying.",
+    )
+    stripe_cancel_url: str = Field(
+        "http://127.0.0.1:8080/dashboard/balance",
+        description="Where Stripe Checkout sends the user after cancelling.",
+    )
+    alert_quota_percents: list[int] = Field(
+        [80, 100],
+        description="Token-quota percentages at which a key's owner is alerted (JSON list).",
+    )
+    alert_balance_micros: int = Field(
+        100_000,
+        ge=0,
+        description="Alert an account whose balance falls below this (micro-USD; 0 = off).",
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="URL that receives each alert as a JSON POST."
     )
     admin_email: str = Field(
         "admin@localhost", description="Email of the first admin, created on first start."

@@ -220,6 +220,7 @@ class StreamPipeline:
         options = body.get("stream_options") or {}
         self._client_wants_usage = bool(options.get("include_usage"))
         self._reported: Usage | None = None
+        self._finished = False
         self._text: list[str] = []
         self._frame: JsonObject = {}
 
@@ -231,6 +232,8 @@ class StreamPipeline:
         if usage is not None:
             self._reported = usage_from_openai(usage) or self._reported
         for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason") is not None:
+                self._finished = True
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if isinstance(delta, dict):
                 content = delta.get("content")
@@ -279,6 +282,9 @@ class StreamPipeline:
                 if forwarded is not None:
                     trace.mark_first_byte()
                     yield encode_event(forwarded)
+            if not self._finished:
+                # A stream that simply stops, with no finish reason, was cut short.
+                raise UpstreamError(f"{trace.provider} ended the stream before finishing")
             if self._client_wants_usage:
                 yield encode_event(self._usage_chunk(self.usage()))
             yield DONE_LINE

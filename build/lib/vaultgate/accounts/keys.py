@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.errors import AuthenticationFailed, InvalidRequest, NotFound
@@ -52,11 +52,13 @@ class KeyRecord:
     name: str
     prefix: str
     rpm_limit: int
+    tpm_limit: int | None
     token_quota: int | None
     allowed_models: tuple[str, ...] | None
     expires_at: float | None
     revoked: bool
     user_active: bool
+    version: dt.datetime | None = None
 
     def usable_at(self, now: float) -> bool:
         """Whether the key may be used at epoch time ``now``."""
@@ -104,11 +106,13 @@ def _record_from_row(row: Any) -> KeyRecord:
         name=row.name,
         prefix=row.prefix,
         rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
         token_quota=row.token_quota,
         allowed_models=allowed,
         expires_at=expires,
         revoked=row.revoked_at is not None,
         user_active=row.is_active,
+        version=row.updated_at,
     )
 
 
@@ -118,6 +122,7 @@ _KEY_COLUMNS = (
     api_keys.c.name,
     api_keys.c.prefix,
     api_keys.c.rpm_limit,
+    api_keys.c.tpm_limit,
     api_keys.c.token_quota,
     api_keys.c.allowed_models,
     api_keys.c.expires_at,
@@ -138,6 +143,7 @@ async def create_key(
     user_id: int,
     name: str,
     rpm_limit: int = DEFAULT_RPM,
+    tpm_limit: int | None = None,
     token_quota: int | None = None,
     allowed_models: Sequence[str] | None = None,
     expires_at: dt.datetime | None = None,
@@ -148,6 +154,8 @@ async def create_key(
         raise InvalidRequest("key name must be 1-100 characters", param="name")
     if rpm_limit < 1:
         raise InvalidRequest("rpm must be at least 1", param="rpm")
+    if tpm_limit is not None and tpm_limit < 1:
+        raise InvalidRequest("tpm must be at least 1", param="tpm")
     if token_quota is not None and token_quota < 0:
         raise InvalidRequest("token quota cannot be negative", param="token_quota")
     key = generate_key()
@@ -158,6 +166,7 @@ async def create_key(
         "key_hash": hash_key(key),
         "prefix": key[:DISPLAY_PREFIX_LENGTH],
         "rpm_limit": rpm_limit,
+        "tpm_limit": tpm_limit,
         "token_quota": token_quota,
         "allowed_models": normalise_restrictions(allowed_models),
         "expires_at": expires_at,
@@ -246,7 +255,11 @@ class KeyCache:
         # by another process is still seen.
         since = self._watermark - dt.timedelta(seconds=5)
         started = dt.datetime.now(dt.UTC)
-        query = _key_query().where(api_keys.c.updated_at >= since)
+        # A key's record also carries its user's state, so a user changed elsewhere
+        # (deactivated) reloads the user's keys too.
+        query = _key_query().where(
+            or_(api_keys.c.updated_at >= since, users.c.updated_at >= since)
+        )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         changed = 0

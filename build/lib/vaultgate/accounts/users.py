@@ -6,11 +6,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.accounts.passwords import hash_password
+from vaultgate.billing.ledger import GRANT, open_balance, post_entry
 from vaultgate.errors import InvalidRequest
 from vaultgate.storage.tables import users
 
@@ -50,9 +51,15 @@ def validate_new_user(email: str, username: str, password: str) -> None:
 
 
 async def create_user(
-    engine: AsyncEngine, *, email: str, username: str, password: str, is_admin: bool = False
+    engine: AsyncEngine,
+    *,
+    email: str,
+    username: str,
+    password: str,
+    is_admin: bool = False,
+    starter_credit_micros: int = 0,
 ) -> User:
-    """Create an account; raise InvalidRequest if the email or username is taken."""
+    """Create an account with its balance and starter grant; InvalidRequest if taken."""
     email = normalise_email(email)
     username = username.strip()
     validate_new_user(email, username, password)
@@ -70,8 +77,18 @@ async def create_user(
         async with engine.begin() as conn:
             result = await conn.execute(insert(users).values(row).returning(users.c.id))
             user_id = result.scalar_one()
+            await open_balance(conn, user_id)
+            if starter_credit_micros:
+                await post_entry(
+                    conn,
+                    user_id=user_id,
+                    kind=GRANT,
+                    amount_micros=starter_credit_micros,
+                    note="starter credit",
+                )
     except IntegrityError:
-        raise InvalidRequest("a user with that email or username exists", param="email") from None
+        taken = "email" if await find_user_by_email(engine, email) else "username"
+        raise InvalidRequest(f"a user with that {taken} exists", param=taken) from None
     return User(user_id, email, username, is_admin, True)
 
 
@@ -89,3 +106,64 @@ async def count_users(engine: AsyncEngine) -> int:
     """How many accounts exist."""
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+
+async def find_user_by_id(engine: AsyncEngine, user_id: int) -> User | None:
+    """The account with this id, or None."""
+    query = select(
+        users.c.id, users.c.email, users.c.username, users.c.is_admin, users.c.is_active
+    ).where(users.c.id == user_id)
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return User(*row) if row else None
+
+
+async def password_hash_of(engine: AsyncEngine, email: str) -> tuple[User, str] | None:
+    """The account with this email and its password hash, for signing in."""
+    query = select(
+        users.c.id, users.c.email, users.c.username, users.c.is_admin, users.c.is_active,
+        users.c.password_hash,
+    ).where(users.c.email == normalise_email(email))  # fmt: skip
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return User(*row[:5]), row.password_hash
+
+
+async def update_user(
+    engine: AsyncEngine,
+    user_id: int,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    password: str | None = None,
+) -> User:
+    """Change profile fields; InvalidRequest for bad or taken values."""
+    values: dict[str, object] = {"updated_at": dt.datetime.now(dt.UTC)}
+    if username is not None:
+        if not USERNAME_PATTERN.match(username.strip()):
+            raise InvalidRequest(
+                "username must be 2-64 letters, digits, '_', '.' or '-'", param="username"
+            )
+        values["username"] = username.strip()
+    if email is not None:
+        if not EMAIL_PATTERN.match(normalise_email(email)):
+            raise InvalidRequest("email is not a valid address", param="email")
+        values["email"] = normalise_email(email)
+    if password is not None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise InvalidRequest(
+                f"password must have at least {MIN_PASSWORD_LENGTH} characters",
+                param="password",
+            )
+        values["password_hash"] = hash_password(password)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(update(users).where(users.c.id == user_id).values(values))
+    except IntegrityError:
+        raise InvalidRequest("that email or username is taken", param="email") from None
+    found = await find_user_by_id(engine, user_id)
+    if found is None:
+        raise InvalidRequest("no such user")
+    return found

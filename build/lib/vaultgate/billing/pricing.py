@@ -27,6 +27,8 @@ def parse_price(value: object, *, where: str) -> int:
         amount = Decimal(repr(value) if isinstance(value, float) else str(value))
     except InvalidOperation:
         raise ConfigError(f"{where}: {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
     micros = amount * MICROS_PER_UNIT
     if micros < 0 or micros != micros.to_integral_value():
         raise ConfigError(f"{where}: {value!r} must be non-negative with at most 6 decimals")
@@ -66,6 +68,14 @@ class Pricing:
         if found is None and quality in ("", DEFAULT_QUALITY, "auto"):
             found = self.images.get(size)
         return found
+
+    def token_snapshot(self) -> dict[str, object]:
+        """The token prices a charge used, recorded with it (micros per million)."""
+        return {
+            "input_per_m": self.input_per_m,
+            "cached_input_per_m": self.cached_input_per_m,
+            "output_per_m": self.output_per_m,
+        }
 
     def public(self) -> dict[str, object]:
         """Prices as exact decimal strings, for the model list."""

@@ -12,7 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import UpstreamError, VaultGateError
+from vaultgate.gateway.admission import Admission, admit_chat
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import (
     EventStreamResponse,
@@ -31,7 +33,6 @@ from vaultgate.providers.base import (
 from vaultgate.providers.catalog import Deployment, ModelEntry
 from vaultgate.providers.sse import DONE_LINE, encode_event
 from vaultgate.providers.tokens import estimate_prompt_tokens, estimate_text_tokens
-from vaultgate.routing.failover import call_with_failover
 
 log = logging.getLogger("vaultgate.gateway")
 
@@ -43,18 +44,34 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     state: GatewayState = request.app.state.gateway
     trace = RequestTrace(endpoint="chat")
     try:
-        trace.key = await state.keys.authenticate(bearer_token(request))
+        token = bearer_token(request)
+        trace.key = await state.keys.authenticate(token)
         body = await read_json(request, state.settings.max_body_bytes)
         model_id = validate_chat(body)
         trace.model = model_id
-        model = state.resolve_model(model_id, trace.key, endpoint="chat")
         trace.stream = bool(body.get("stream"))
+
+        async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
+            model = state.resolve_model(model_id, key, endpoint="chat")
+            admitted = await admit_chat(
+                state.holds, state.limiter, key, model, body, request_id=trace.request_id
+            )
+            return model, admitted
+
+        model, admission = await state.admit_fresh(trace, token, admit)
+        trace.hold = admission.hold
+        trace.extra_headers.update(admission.headers)
+        trace.prices = model.pricing.token_snapshot()
         if trace.stream:
             return await _stream(state, trace, model, body)
         return await _complete(state, trace, model, body)
     except VaultGateError as error:
         trace.finish(state.request_log, status=error.status, error=error)
         return error_response(error, trace.headers())
+    except BaseException:
+        # Whatever happens, a hold taken for this request must be settled (released).
+        trace.finish(state.request_log, status=500, error="internal error")
+        raise
 
 
 def _prepare(provider: Provider, body: JsonObject) -> tuple[JsonObject, list[str]]:
@@ -108,7 +125,7 @@ async def _complete(
         prepared, dropped = _prepare(provider, body)
         return await provider.chat(_call(model, deployment, provider, prepared))
 
-    result = await call_with_failover(model, state.registry.providers, trace, attempt)
+    result = await state.router.call(model, trace, attempt)
     usage = result.usage or estimate_completion_usage(body, _message_text(result.body))
     if result.usage is None:
         result.body["usage"] = usage.as_openai()
@@ -131,23 +148,51 @@ async def _stream(
 
     async def attempt(
         provider: Provider, deployment: Deployment
-    ) -> tuple[AsyncIterator[JsonObject], JsonObject]:
+    ) -> tuple[AsyncIterator[JsonObject], list[JsonObject]]:
         nonlocal dropped
         prepared, dropped = _prepare(provider, body)
         chunks = provider.chat_stream(_call(model, deployment, provider, prepared))
         try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            raise UpstreamError(f"{deployment.provider} sent an empty stream") from None
+            held = await _hold_until_content(chunks)
         except BaseException:
             await _close(chunks)
             raise
-        return chunks, first
+        if not held:
+            raise UpstreamError(f"{deployment.provider} sent an empty stream")
+        return chunks, held
 
-    upstream, first = await call_with_failover(model, state.registry.providers, trace, attempt)
+    upstream, held = await state.router.call(model, trace, attempt)
     pipeline = StreamPipeline(state, trace, model, body)
     headers = {**trace.headers(), **_warning_headers(dropped)}
-    return EventStreamResponse(pipeline.run(upstream, first), headers)
+    return EventStreamResponse(pipeline.run(upstream, held), headers)
+
+
+def _carries_content(chunk: JsonObject) -> bool:
+    """Whether a chunk holds more than preamble (a role-only delta, say)."""
+    if chunk.get("usage") is not None:
+        return True
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason") is not None:
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(
+            delta.get(field) for field in ("content", "tool_calls", "function_call", "refusal")
+        ):
+            return True
+    return False
+
+
+async def _hold_until_content(chunks: AsyncIterator[JsonObject]) -> list[JsonObject]:
+    """Read up to the first chunk with content; what comes before it is held back so that
+    a failure right after a role-only preamble can still move to another deployment."""
+    held: list[JsonObject] = []
+    async for chunk in chunks:
+        held.append(chunk)
+        if _carries_content(chunk):
+            break
+    return held
 
 
 async def _close(chunks: AsyncIterator[JsonObject]) -> None:
@@ -217,17 +262,18 @@ class StreamPipeline:
         }
 
     async def run(
-        self, upstream: AsyncIterator[JsonObject], first: JsonObject
+        self, upstream: AsyncIterator[JsonObject], held: list[JsonObject]
     ) -> AsyncGenerator[bytes, None]:
         """The client's byte stream."""
         state, trace = self._state, self._trace
         status: int = 200
         error: VaultGateError | str | None = None
         try:
-            forwarded = self._observe(first)
-            if forwarded is not None:
-                trace.mark_first_byte()
-                yield encode_event(forwarded)
+            for chunk in held:
+                forwarded = self._observe(chunk)
+                if forwarded is not None:
+                    trace.mark_first_byte()
+                    yield encode_event(forwarded)
             async for chunk in upstream:
                 forwarded = self._observe(chunk)
                 if forwarded is not None:

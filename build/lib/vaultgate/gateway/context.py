@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from vaultgate.accounts.keys import KeyCache, KeyRecord
+from vaultgate.billing.hold_stores import HoldStore
+from vaultgate.billing.reservations import Hold, StaleKey
 from vaultgate.config import Settings
 from vaultgate.errors import (
+    InternalError,
     ModelNotAllowed,
     ModelNotFound,
     VaultGateError,
     WrongEndpoint,
 )
 from vaultgate.gateway.image_store import ImageStore
+from vaultgate.limits.base import SlidingWindowLimiter
 from vaultgate.log import log_access
 from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
-from vaultgate.usage.request_log import RequestLogEntry, RequestLogWriter
+from vaultgate.routing.router import Router
+from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
+
+T = TypeVar("T")
+MAX_KEY_RELOADS = 3
 
 
 @dataclass
@@ -36,6 +46,9 @@ class GatewayState:
     request_log: RequestLogWriter
     images: ImageStore
     engine: AsyncEngine
+    limiter: SlidingWindowLimiter
+    holds: HoldStore
+    router: Router
 
     def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
         """The model a key asks for, checked for existence, endpoint and permission."""
@@ -62,6 +75,23 @@ class GatewayState:
             )
         return model
 
+    async def admit_fresh(
+        self,
+        trace: RequestTrace,
+        token: str | None,
+        admit: Callable[[KeyRecord], Awaitable[T]],
+    ) -> T:
+        """Run ``admit`` with the trace's key, reloading the key if another process
+        edited it since this one cached it (so edits apply to the very next request)."""
+        for _ in range(MAX_KEY_RELOADS):
+            assert trace.key is not None
+            try:
+                return await admit(trace.key)
+            except StaleKey:
+                self.keys.forget(trace.key.id)
+                trace.key = await self.keys.authenticate(token)
+        raise InternalError("the API key kept changing while the request was admitted")
+
 
 def bearer_token(request: Request) -> str | None:
     """The key from ``Authorization: Bearer ...``, or None."""
@@ -75,8 +105,11 @@ def bearer_token(request: Request) -> str | None:
 
 
 def new_request_id() -> str:
-    """A short random id that ties the response, the log line and the log row together."""
-    return "req_" + secrets.token_hex(12)
+    """A short random id that ties the response, the log line and the log row together.
+
+    It needs uniqueness, not secrecy, so the fast non-cryptographic generator will do.
+    """
+    return f"req_{random.getrandbits(96):024x}"
 
 
 @dataclass
@@ -93,6 +126,9 @@ class RequestTrace:
     stream: bool = False
     first_byte: float | None = None
     images: int = 0
+    hold: Hold | None = None
+    prices: dict[str, object] | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def mark_first_byte(self) -> None:
         """Note the time the first content reached the client."""
@@ -101,7 +137,7 @@ class RequestTrace:
 
     def headers(self) -> dict[str, str]:
         """Response headers that identify the request and who served it."""
-        headers = {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id, **self.extra_headers}
         if self.provider:
             headers["x-vaultgate-provider"] = self.provider
         if self.attempts:
@@ -123,6 +159,10 @@ class RequestTrace:
         ttft_ms = int((self.first_byte - self.started) * 1000) if self.first_byte else None
         usage = usage or Usage()
         message = error.message if isinstance(error, VaultGateError) else error
+        # The hold is an upper bound; capping at it keeps the balance from going negative
+        # even if a provider over-reports.
+        charged = min(cost_micros, self.hold.amount_micros) if self.hold else 0
+        tokens_used = min(usage.total_tokens, self.hold.tokens) if self.hold else 0
         entry = RequestLogEntry(
             created_at=dt.datetime.now(dt.UTC),
             request_id=self.request_id,
@@ -140,11 +180,12 @@ class RequestTrace:
             images=self.images,
             usage_estimated=usage.estimated,
             cost_micros=cost_micros,
+            charged_micros=charged,
             ttft_ms=ttft_ms,
             attempts=self.attempts,
             error=message,
         )
-        writer.record(entry)
+        writer.record(FinishedRequest(entry, self.hold, tokens_used, dict(self.prices or {})))
         log_access(
             {
                 "request_id": self.request_id,

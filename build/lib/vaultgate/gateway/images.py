@@ -7,13 +7,14 @@ import base64
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import InvalidRequest, NotFound, VaultGateError
+from vaultgate.gateway.admission import Admission, admit_images
 from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
 from vaultgate.gateway.responses import JsonResponse, error_response, read_json
 from vaultgate.gateway.validation import validate_images
 from vaultgate.providers.base import GeneratedImage, ImageCall, ImageResult, JsonObject, Provider
 from vaultgate.providers.catalog import Deployment, ModelEntry
-from vaultgate.routing.failover import call_with_failover
 
 DEFAULT_SIZE = "1024x1024"
 DEFAULT_QUALITY = "standard"
@@ -33,6 +34,9 @@ async def image_generations(request: Request) -> Response:
     except VaultGateError as error:
         trace.finish(state.request_log, status=error.status, error=error)
         return error_response(error, trace.headers())
+    except BaseException:
+        trace.finish(state.request_log, status=500, error="internal error")
+        raise
 
 
 def _unit_price(model: ModelEntry, size: str, quality: str) -> int:
@@ -59,6 +63,19 @@ async def _generate(
     response_format = body.get("response_format") or "url"
     unit_price = _unit_price(model, size, quality)
 
+    async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
+        fresh = state.resolve_model(model.id, key, endpoint="images")
+        admitted = await admit_images(
+            state.holds, state.limiter, key, amount_micros=unit_price * count,
+            request_id=trace.request_id,
+        )  # fmt: skip
+        return fresh, admitted
+
+    model, admission = await state.admit_fresh(trace, bearer_token(request), admit)
+    trace.hold = admission.hold
+    trace.extra_headers.update(admission.headers)
+    trace.prices = {"per_image": unit_price, "size": size, "quality": quality}
+
     async def attempt(provider: Provider, deployment: Deployment) -> ImageResult:
         call = ImageCall(
             model.id, deployment.upstream, body["prompt"], count, size, quality,
@@ -66,7 +83,7 @@ async def _generate(
         )  # fmt: skip
         return await provider.images(call)
 
-    result = await call_with_failover(model, state.registry.providers, trace, attempt)
+    result = await state.router.call(model, trace, attempt)
     base_url = state.settings.public_url or str(request.base_url)
     data = [await _render(state, image, response_format, base_url) for image in result.images]
     trace.images = len(data)

@@ -137,7 +137,9 @@ def _stream_options(body: dict[str, Any]) -> None:
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true.", param="stream_options"
         )
-    _typed(options, "include_usage", bool, "a boolean")
+    include_usage = options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise _fail("stream_options.include_usage", "a boolean", include_usage)
 
 
 def _response_format(body: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ class ProviderConfig:
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
     total_timeout_s: float | None = None
+    first_byte_timeout_s: float | None = None
     display_name: str = ""
 
 

@@ -43,6 +43,7 @@ class Deployment:
     provider: str
     upstream: str
     weight: int = 1
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class ProviderSpec:
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
     total_timeout_s: float | None = None
+    first_byte_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,20 @@ def _require(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _table(value: Any, what: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {what} must be a table")
+    return value
+
+
+def _timeouts(table: Mapping[str, Any], where: str) -> dict[str, float]:
+    timeouts = _table(table.get("timeouts") or {}, "'timeouts'", where)
+    for key, value in timeouts.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: 'timeouts.{key}' must be a positive number")
+    return dict(timeouts)
+
+
 def _optional_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
     value = table.get(key)
     if value is None:
@@ -120,10 +136,8 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
     wire_format = _require(table, "format", str, where)
     if wire_format not in WIRE_FORMATS:
         raise ConfigError(f"{where}: unknown format {wire_format!r}; one of {WIRE_FORMATS}")
-    headers = table.get("headers") or {}
-    if not isinstance(headers, dict):
-        raise ConfigError(f"{where}: 'headers' must be a table")
-    timeouts = table.get("timeouts") or {}
+    headers = _table(table.get("headers") or {}, "'headers'", where)
+    timeouts = _timeouts(table, where)
     base_url = str(table.get("base_url", ""))
     if wire_format != "offline" and not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}: 'base_url' must be an http(s) URL")
@@ -140,8 +154,9 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
         # needs none; a shipped one always needs its credential to be offered.
         needs_key=bool(api_key_env) or not from_operator,
         connect_timeout_s=timeouts.get("connect"),
-        read_timeout_s=timeouts.get("read"),
+        read_timeout_s=timeouts.get("idle", timeouts.get("read")),
         total_timeout_s=timeouts.get("total"),
+        first_byte_timeout_s=timeouts.get("first_byte"),
     )
 
 
@@ -153,13 +168,18 @@ def _parse_deployments(table: Mapping[str, Any], where: str) -> tuple[Deployment
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: 'deployments' must be a non-empty list")
     deployments = []
-    for item in raw:
+    for position, item in enumerate(raw):
+        item = _table(item, "each deployment", where)
         provider = _require(item, "provider", str, where)
         upstream = _require(item, "upstream", str, where)
         weight = item.get("weight", 1)
-        if not isinstance(weight, int) or weight < 1:
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
             raise ConfigError(f"{where}: deployment weight must be a positive integer")
-        deployments.append(Deployment(provider, upstream, weight))
+        # Without explicit priorities the list order is the priority order.
+        priority = item.get("priority", position)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise ConfigError(f"{where}: deployment priority must be an integer")
+        deployments.append(Deployment(provider, upstream, weight, priority))
     return tuple(deployments)
 
 
@@ -168,7 +188,7 @@ def _parse_pricing(table: Any, where: str) -> Pricing:
         return Pricing()
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: 'pricing' must be a table")
-    images = table.get("images") or {}
+    images = _table(table.get("images") or {}, "'pricing.images'", where)
     return Pricing(
         input_per_m=parse_price(table.get("input", "0"), where=where),
         cached_input_per_m=parse_price(
@@ -188,6 +208,11 @@ def parse_model(table: Mapping[str, Any]) -> ModelEntry:
     if model_type not in MODEL_TYPES or suffix != model_type:
         raise ConfigError(f"{where}: the id must end in -text, -image or -hybrid, matching type")
     capabilities = table.get("capabilities") or []
+    if not isinstance(capabilities, list):
+        raise ConfigError(f"{where}: 'capabilities' must be an array of strings")
+    created = table.get("created", 0)
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise ConfigError(f"{where}: 'created' must be an integer (epoch seconds)")
     deployments = _parse_deployments(table, where)
     return ModelEntry(
         id=model_id,
@@ -198,7 +223,7 @@ def parse_model(table: Mapping[str, Any]) -> ModelEntry:
         max_output_tokens=_optional_int(table, "max_output_tokens", where),
         capabilities=tuple(str(c) for c in capabilities),
         owned_by=str(table.get("owned_by", deployments[0].provider)),
-        created=int(table.get("created", 0)),
+        created=created,
     )
 
 
@@ -210,12 +235,19 @@ def parse_document(
     if not isinstance(providers_table, dict):
         raise ConfigError("'providers' must be a table of tables")
     providers = {
-        name: parse_provider(name, table, from_operator=from_operator)
+        name: parse_provider(
+            name,
+            _table(table, "the declaration", f"provider {name!r}"),
+            from_operator=from_operator,
+        )
         for name, table in providers_table.items()
     }
+    models_list = document.get("models") or []
+    if not isinstance(models_list, list):
+        raise ConfigError("'models' must be an array of tables: write [[models]]")
     models: dict[str, ModelEntry] = {}
-    for table in document.get("models") or []:
-        entry = parse_model(table)
+    for table in models_list:
+        entry = parse_model(_table(table, "each entry", "'models'"))
         models[entry.id] = entry
     return providers, models
 
@@ -245,7 +277,7 @@ def load_catalog(operator_config: Path | None) -> CatalogData:
     if operator_config is not None:
         try:
             text = operator_config.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {operator_config}: {exc}") from None
         extra_providers, extra_models = parse_document(
             _read_toml(text, str(operator_config)), from_operator=True

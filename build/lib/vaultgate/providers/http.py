@@ -8,6 +8,7 @@ streams and turning transport failures into ``UpstreamError``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -43,11 +44,12 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Connect, first-byte-or-idle-gap, and total limits, in seconds."""
+    """Connect, idle gap between body bytes, total and first-byte limits, in seconds."""
 
     connect: float
     read: float
     total: float
+    first_byte: float | None = None
 
 
 class HttpClient:
@@ -120,6 +122,9 @@ class HttpAdapter:
             total=config.total_timeout_s or defaults.total,
             connect=config.connect_timeout_s or defaults.connect,
             sock_read=config.read_timeout_s or defaults.read,
+        )
+        self._first_byte_timeout = (
+            config.first_byte_timeout_s or defaults.first_byte or self._timeout.total
         )
 
     # The four translations an adapter supplies.
@@ -218,12 +223,13 @@ class _Exchange:
         adapter, request = self._adapter, self._request
         name = adapter.config.name
         try:
-            self._response = await adapter._http.session.post(
-                request.url,
-                data=orjson.dumps(request.json),
-                headers=request.headers,
-                timeout=adapter._timeout,
-            )
+            async with asyncio.timeout(adapter._first_byte_timeout):
+                self._response = await adapter._http.session.post(
+                    request.url,
+                    data=orjson.dumps(request.json),
+                    headers=request.headers,
+                    timeout=adapter._timeout,
+                )
         except TimeoutError:
             raise UpstreamTimeout(f"{name} did not answer in time") from None
         except aiohttp.ClientError as exc:

@@ -87,14 +87,26 @@ def _apply_limits(tokens: list[str], body: JsonObject) -> tuple[list[str], str]:
             return kept, "length"
         candidate = text + token
         hit = min((candidate.find(s) for s in stop_list if s and s in candidate), default=-1)
-        if hit >= 0:
-            tail = candidate[len(text) : hit]
-            if tail:
-                kept.append(tail)
-            return kept, "stop"
         kept.append(token)
+        if hit >= 0:
+            # The stop sequence may begin inside a token kept earlier: cut there too.
+            return _cut_at(kept, hit), "stop"
         text = candidate
     return kept, "stop"
+
+
+def _cut_at(tokens: list[str], length: int) -> list[str]:
+    """The tokens holding the first ``length`` characters of their text."""
+    kept: list[str] = []
+    used = 0
+    for token in tokens:
+        if used + len(token) > length:
+            if length > used:
+                kept.append(token[: length - used])
+            break
+        kept.append(token)
+        used += len(token)
+    return kept
 
 
 class OfflineProvider:

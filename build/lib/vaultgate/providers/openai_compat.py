@@ -7,6 +7,7 @@ not in OpenAI's shape, and 5xx statuses for what the body says is a client error
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -53,12 +54,17 @@ def _says_client_error(payload: JsonObject | None) -> bool:
 class OpenAICompatibleAdapter(HttpAdapter):
     """Chat and images over the OpenAI REST API at any base URL."""
 
-    def _headers(self) -> dict[str, str]:
+    @functools.cached_property
+    def _static_headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         headers.update(self.config.headers)
         return headers
+
+    def _headers(self) -> dict[str, str]:
+        # Built once per provider; aiohttp copies what it is given.
+        return self._static_headers
 
     def _url(self, path: str) -> str:
         return self.config.base_url.rstrip("/") + path

@@ -57,6 +57,7 @@ def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderCo
         connect_timeout_s=spec.connect_timeout_s,
         read_timeout_s=spec.read_timeout_s,
         total_timeout_s=spec.total_timeout_s,
+        first_byte_timeout_s=spec.first_byte_timeout_s,
         display_name=spec.display_name,
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 DONE_LINE = b"data: [DONE]\n\n"
+BOM = b"\xef\xbb\xbf"  # the standard says a stream may start with one, to be ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +34,17 @@ class SseParser:
         self._data: list[str] = []
         self._event = ""
         self._id: str | None = None
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         """Consume ``chunk``; return the events it completed."""
         self._buffer += chunk
+        if not self._started and len(self._buffer) >= len(BOM):
+            self._started = True
+            if self._buffer.startswith(BOM):
+                self._buffer = self._buffer[len(BOM) :]
+        elif not self._started and not BOM.startswith(self._buffer):
+            self._started = True
         events: list[SseEvent] = []
         while True:
             line, found = self._next_line()

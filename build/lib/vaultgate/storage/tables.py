@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -87,7 +88,10 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
     Column("rpm_limit", Integer, nullable=False),
+    Column("tpm_limit", Integer, nullable=True),
     Column("token_quota", BigInteger, nullable=True),
+    Column("tokens_used", BigInteger, nullable=False, default=0),
+    Column("tokens_reserved", BigInteger, nullable=False, default=0),
     Column("allowed_models", JSON, nullable=True),
     Column("expires_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
@@ -117,6 +121,7 @@ request_logs = Table(
     Column("images", Integer, nullable=False, default=0),
     Column("usage_estimated", Boolean, nullable=False, default=False),
     Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("charged_micros", BigInteger, nullable=False, default=0),
     Column("latency_ms", Integer, nullable=False),
     Column("ttft_ms", Integer, nullable=True),
     Column("attempts", Integer, nullable=False, default=1),
@@ -125,4 +130,98 @@ request_logs = Table(
     Index("ix_request_logs_user_id_id", "user_id", "id"),
     Index("ix_request_logs_key_id_id", "key_id", "id"),
     Index("ix_request_logs_model_id", "model", "id"),
+)
+
+balances = Table(
+    "balances",
+    metadata,
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("balance_micros", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("balance_micros >= 0", name="ck_balances_not_negative"),
+)
+
+# The ledger is append-only: the sum of a user's entries is their balance plus whatever is
+# held by live reservations.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("request_id", String(40), nullable=True, unique=True),
+    Column("external_ref", String(120), nullable=True, unique=True),
+    Column("key_id", BigId, nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("prices", JSON, nullable=True),
+    Column("estimated", Boolean, nullable=False, default=False),
+    Column("note", String(500), nullable=True),
+    Column("actor_id", BigId, nullable=True),
+    Index("ix_ledger_entries_user_id_id", "user_id", "id"),
+)
+
+# Money and tokens held for requests in flight. A row lives from the moment a request is
+# admitted until its settlement is written; rows orphaned by a crash are released.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", BigId, nullable=False),
+    Column("key_id", BigId, nullable=False),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_reservations_created_at", "created_at"),
+)
+
+redeem_codes = Table(
+    "redeem_codes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("batch", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", BigId, nullable=True),
+    Column("redeemed_by", BigId, nullable=True),
+    Column("redeemed_at", UtcDateTime, nullable=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject_id", BigId, nullable=True),
+    Column("threshold", String(32), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("read_at", UtcDateTime, nullable=True),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index("ix_notifications_user_id_id", "user_id", "id"),
+)
+
+# One row per (subject, threshold) that is currently crossed; deleting it re-arms the alert.
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("subject_id", BigId, primary_key=True),
+    Column("threshold", String(32), primary_key=True),
+    Column("crossed_at", UtcDateTime, nullable=False),
 )

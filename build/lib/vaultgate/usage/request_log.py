@@ -1,7 +1,8 @@
 """The request log: one row per request, written in batches off the response path.
 
 ``record`` only appends to an in-memory list, so a request never waits for the database.
-A background task writes the rows in batches, at the latest every flush interval; on
+A background task writes the rows in batches — each request's log row, ledger charge and
+the release of its hold in one transaction — at the latest every flush interval; on
 shutdown ``close`` writes whatever is left. If the database is unreachable, rows are kept
 (up to a bound) and retried, oldest first.
 """
@@ -10,48 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
 
-from sqlalchemy import insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vaultgate.storage.tables import request_logs
+from vaultgate.billing.settlement import (
+    FinishedRequest,
+    RequestLogEntry,
+    StaleHold,
+    write_batch,
+    write_one,
+)
 
 log = logging.getLogger("vaultgate.usage")
 
 RETRY_DELAY_S = 1.0
 
-
-@dataclass(slots=True)
-class RequestLogEntry:
-    """One row of the request log."""
-
-    created_at: dt.datetime
-    request_id: str
-    endpoint: str
-    status: int
-    latency_ms: int
-    key_id: int | None = None
-    user_id: int | None = None
-    model: str | None = None
-    provider: str | None = None
-    stream: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    images: int = 0
-    usage_estimated: bool = False
-    cost_micros: int = 0
-    ttft_ms: int | None = None
-    attempts: int = 0
-    error: str | None = None
+__all__ = ["FinishedRequest", "RequestLogEntry", "RequestLogWriter"]
 
 
 class RequestLogWriter:
-    """Buffers entries and writes them in batches from a background task."""
+    """Buffers finished requests and settles them in batches from a background task."""
 
     def __init__(
         self,
@@ -60,21 +42,24 @@ class RequestLogWriter:
         flush_interval_s: float,
         batch_size: int,
         max_pending: int,
+        on_settled: Callable[[set[int], set[int]], Awaitable[object]] | None = None,
     ) -> None:
         self._engine = engine
+        self._on_settled = on_settled
         self._interval = flush_interval_s
         self._batch_size = batch_size
         self._max_pending = max_pending
-        self._pending: list[RequestLogEntry] = []
+        self._pending: list[FinishedRequest] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.written = 0
         self.dropped = 0
 
-    def record(self, entry: RequestLogEntry) -> None:
-        """Queue one entry; never blocks."""
-        self._pending.append(entry)
+    def record(self, entry: RequestLogEntry | FinishedRequest) -> None:
+        """Queue one finished request; never blocks."""
+        item = entry if isinstance(entry, FinishedRequest) else FinishedRequest(entry)
+        self._pending.append(item)
         if len(self._pending) > self._max_pending:
             overflow = len(self._pending) - self._max_pending
             del self._pending[:overflow]
@@ -112,14 +97,46 @@ class RequestLogWriter:
             batch = self._pending[: self._batch_size]
             del self._pending[: len(batch)]
             try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(insert(request_logs), [asdict(e) for e in batch])
+                await self._write(batch)
             except (SQLAlchemyError, OSError):
                 self._pending[:0] = batch
                 log.exception("request log write failed", extra={"fields": {"rows": len(batch)}})
                 return False
             self.written += len(batch)
+            await self._notify(batch)
         return True
+
+    async def _notify(self, batch: list[FinishedRequest]) -> None:
+        """Tell the alert checker which keys and accounts just spent."""
+        if self._on_settled is None:
+            return
+        key_ids = {item.hold.key_id for item in batch if item.hold}
+        user_ids = {item.hold.user_id for item in batch if item.hold}
+        if not key_ids:
+            return
+        try:
+            await self._on_settled(key_ids, user_ids)
+        except (SQLAlchemyError, OSError):
+            log.exception("alert check failed")
+
+    async def _write(self, batch: list[FinishedRequest]) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await write_batch(conn, batch)
+        except (StaleHold, IntegrityError, DataError):
+            # A hold was released after a crash, an earlier attempt committed without our
+            # seeing it, or one row is unwritable: settle one by one, each on its own.
+            for item in batch:
+                try:
+                    async with self._engine.begin() as conn:
+                        await write_one(conn, item)
+                except (IntegrityError, DataError):
+                    # Retrying cannot fix this row; its hold is released as stale later.
+                    self.dropped += 1
+                    log.exception(
+                        "request log row dropped",
+                        extra={"fields": {"request_id": item.entry.request_id}},
+                    )
 
     async def close(self) -> None:
         """Stop the background task and write what is left."""

@@ -1,0 +1,1 @@
+"""The management API under /api: accounts, keys, credit, usage and admin, as JSON."""
