@@ -20,22 +20,28 @@ def _wait_for_usage_rows(session: ApiSession, count: int) -> None:
     wait_for(rows, lambda found: len(found) == count, "usage rows")
 
 
+def _key_with_usage(gateway: Gateway, session: ApiSession) -> None:
+    created = session.post("/keys", json={"name": "mine", "token_quota": 100_000})
+    assert created.status_code == 201, created.text
+    session.user["key"] = created.json()["key"]
+    session.user["key_id"] = created.json()["id"]
+    for model in ("offline-small-text", "fake-plain-text"):
+        answer = chat(gateway.base_url, created.json()["key"], model, max_tokens=5)
+        assert answer.status_code == 200, answer.text
+    _wait_for_usage_rows(session, 2)
+
+
 @pytest.fixture
 def pair(gateway: Gateway) -> Iterator[tuple[Accounts, ApiSession, ApiSession]]:
     """Two accounts on the per-test gateway, each with a key that made a request."""
     accounts = Accounts(gateway.base_url)
-    alice, bob = accounts.register(), accounts.register()
-    for session in (alice, bob):
-        created = session.post("/keys", json={"name": "mine", "token_quota": 100_000})
-        assert created.status_code == 201, created.text
-        session.user["key"] = created.json()["key"]
-        session.user["key_id"] = created.json()["id"]
-        for model in ("offline-small-text", "fake-plain-text"):
-            answer = chat(gateway.base_url, created.json()["key"], model, max_tokens=5)
-            assert answer.status_code == 200, answer.text
-        _wait_for_usage_rows(session, 2)
-    yield accounts, alice, bob
-    accounts.close()
+    try:
+        alice, bob = accounts.register(), accounts.register()
+        for session in (alice, bob):
+            _key_with_usage(gateway, session)
+        yield accounts, alice, bob
+    finally:
+        accounts.close()
 
 
 def test_security_other_accounts_key_is_404_to_read_edit_or_revoke(

@@ -11,7 +11,7 @@ from vaultgate.providers.catalog import CatalogData, load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
-from vaultgate.providers.registry import Registry
+from vaultgate.providers.registry import Registry, expand_base_url, resolve_config
 
 OPERATOR = """
 [providers.local]
@@ -124,3 +124,22 @@ def test_registry_offline_enabled_offers_offline_models(catalog: CatalogData) ->
     assert {"offline-small-text", "offline-painter-image", "offline-omni-hybrid"} <= set(
         registry.models
     )
+
+
+def test_expand_base_url_fills_variables_from_environment() -> None:
+    template = "https://api.example.com/accounts/${ACCOUNT}/ai/v1"
+    assert expand_base_url(template, {"ACCOUNT": "abc"}) == (
+        "https://api.example.com/accounts/abc/ai/v1"
+    )
+    assert expand_base_url(template, {}) is None
+    assert expand_base_url("https://plain.example.com/v1", {}) == "https://plain.example.com/v1"
+
+
+def test_registry_local_server_offered_only_when_its_address_is_set() -> None:
+    ollama = load_catalog(None).providers["ollama"]
+    assert resolve_config(ollama, {}) is None
+    config = resolve_config(ollama, {"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert config is not None
+    assert config.base_url == "http://127.0.0.1:11434/v1"
+    assert config.api_key is None
+    assert resolve_config(ollama, {"OLLAMA_BASE_URL": "not a url"}) is None

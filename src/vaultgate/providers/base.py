@@ -30,6 +30,8 @@ class ProviderConfig:
     total_timeout_s: float | None = None
     first_byte_timeout_s: float | None = None
     display_name: str = ""
+    drop_params: tuple[str, ...] = ()
+    rename_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
