@@ -140,8 +140,7 @@ class RequestTrace:
         headers = {"x-request-id": self.request_id, **self.extra_headers}
         if self.provider:
             headers["x-vaultgate-provider"] = self.provider
-        if self.attempts:
-            headers["x-vaultgate-attempts"] = str(self.attempts)
+        headers["x-vaultgate-attempts"] = str(self.attempts)
         return headers
 
     def finish(
