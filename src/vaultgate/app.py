@@ -156,7 +156,7 @@ def create_app(
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
     catalog = load_catalog(settings.config)
-    engine = create_engine(settings.resolved_database_url())
+    engine = create_engine(settings.resolved_database_url(), pool_size=settings.database_pool_size)
     http = HttpClient(
         pool_size=settings.upstream_pool_size,
         pool_per_host=settings.upstream_pool_per_host,
@@ -187,7 +187,11 @@ def create_app(
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
         limiter=build_limiter(settings),
-        holds=build_hold_store(engine, settings.resolved_database_url()),
+        holds=build_hold_store(
+            engine,
+            settings.resolved_database_url(),
+            pool_size=max(settings.database_pool_size // 2, 1),
+        ),
         router=Router(
             registry.providers,
             build_breakers(settings),

@@ -36,8 +36,8 @@ def user_out(user: User) -> UserOut:
 
 
 def _is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+    # The scheme already reflects X-Forwarded-Proto when proxy headers are trusted.
+    return request.url.scheme == "https"
 
 
 async def _start_session(request: Request, response: Response, user: User) -> SessionOut:

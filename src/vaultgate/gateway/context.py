@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import asyncpg
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
@@ -20,6 +25,7 @@ from vaultgate.errors import (
     InternalError,
     ModelNotAllowed,
     ModelNotFound,
+    StorageUnavailable,
     VaultGateError,
     WrongEndpoint,
 )
@@ -34,6 +40,10 @@ from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, Reques
 
 T = TypeVar("T")
 MAX_KEY_RELOADS = 3
+# Failures of the database or Redis while admitting: the request is not the problem.
+STORAGE_ERRORS = (SQLAlchemyError, asyncpg.PostgresError, sqlite3.Error, RedisError, OSError)
+
+log = logging.getLogger("vaultgate.gateway")
 
 
 @dataclass
@@ -90,6 +100,16 @@ class GatewayState:
             except StaleKey:
                 self.keys.forget(trace.key.id)
                 trace.key = await self.keys.authenticate(token)
+            except STORAGE_ERRORS as exc:
+                log.error(
+                    "storage unavailable while admitting a request",
+                    extra={
+                        "fields": {"request_id": trace.request_id, "error": type(exc).__name__}
+                    },
+                )
+                raise StorageUnavailable(
+                    "The gateway's storage is unavailable; try again shortly."
+                ) from None
         raise InternalError("the API key kept changing while the request was admitted")
 
 

@@ -91,6 +91,8 @@ class ChatCall:
     upstream_model: str
     body: JsonObject
     provider: ProviderConfig
+    # The model's output limit from the catalog, for formats that require one (Anthropic).
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from vaultgate.billing.pricing import Pricing, parse_price
 from vaultgate.errors import ConfigError
 
 MODEL_TYPES = ("text", "image", "hybrid")
-WIRE_FORMATS = ("openai", "offline")
+WIRE_FORMATS = ("openai", "offline", "anthropic", "gemini")
 CHAT_TYPES = frozenset({"text", "hybrid"})
 IMAGE_TYPES = frozenset({"image", "hybrid"})
 

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from vaultgate.config import Settings
+from vaultgate.providers.anthropic import AnthropicAdapter
 from vaultgate.providers.base import Provider, ProviderConfig
 from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec, is_http_url
+from vaultgate.providers.gemini import GeminiAdapter
 from vaultgate.providers.http import HttpClient
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
@@ -36,9 +38,19 @@ def _openai(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Pr
     return OpenAICompatibleAdapter(config, http)
 
 
+def _anthropic(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return AnthropicAdapter(config, http)
+
+
+def _gemini(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return GeminiAdapter(config, http)
+
+
 ADAPTERS: Mapping[str, AdapterFactory] = {
     "offline": _offline,
     "openai": _openai,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
 }
 
 

@@ -1,0 +1,265 @@
+"""A real HTTP server speaking Anthropic's Messages API wire format, for adapter, SDK and
+end-to-end tests. It checks requests as strictly as Anthropic documents them (``max_tokens``
+required, user and assistant turns alternating, only those two roles) and answers 400 with
+Anthropic's error body when they break a rule.
+
+The upstream model name selects the answer:
+
+- ``plain``: one text block, ``end_turn``.
+- ``tool``: a text block and one ``tool_use`` block, ``tool_use``.
+- ``parallel-tools``: two ``tool_use`` blocks, ``tool_use``.
+- ``stop-sequence``: stops on the request's first stop sequence, ``stop_sequence``.
+- ``length``: cut by ``max_tokens``.
+- ``refusal``: ``refusal``.
+- ``cached``: usage with cache reads and cache writes.
+- ``error-<status>``: that HTTP status with Anthropic's error body (``retry-after`` on 429).
+- ``stream-error``: streams a text delta, then an ``overloaded_error`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "."]
+TOOL_INPUT = {"city": "Paris", "unit": "celsius"}
+SECOND_TOOL_INPUT = {"city": "Tokyo", "unit": "celsius"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+USAGE = {
+    "input_tokens": 12,
+    "output_tokens": 7,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+}
+CACHED_USAGE = {
+    "input_tokens": 5,
+    "output_tokens": 7,
+    "cache_creation_input_tokens": 20,
+    "cache_read_input_tokens": 100,
+}
+
+
+@dataclass
+class Recorded:
+    """One request the fake server received."""
+
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: dict[str, Any]
+
+
+@dataclass
+class Script:
+    """What the fake answers: content blocks, a stop reason and usage."""
+
+    blocks: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None = None
+    usage: dict[str, int] = field(default_factory=lambda: dict(USAGE))
+
+
+def _tool_block(block_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_use", "id": block_id, "name": name, "input": arguments}
+
+
+def script_for(model: str, body: dict[str, Any]) -> Script:
+    """The answer to a request for ``model``."""
+    text = {"type": "text", "text": "".join(REPLY_WORDS)}
+    if model == "tool":
+        tool = _tool_block("toolu_01", "get_weather", TOOL_INPUT)
+        return Script([{"type": "text", "text": "Let me check."}, tool], "tool_use")
+    if model == "parallel-tools":
+        first = _tool_block("toolu_01", "get_weather", TOOL_INPUT)
+        second = _tool_block("toolu_02", "get_weather", SECOND_TOOL_INPUT)
+        return Script([first, second], "tool_use")
+    if model == "stop-sequence":
+        stop = (body.get("stop_sequences") or ["END"])[0]
+        return Script([{"type": "text", "text": "Hello"}], "stop_sequence", stop)
+    if model == "length":
+        return Script([{"type": "text", "text": "Hello from"}], "max_tokens")
+    if model == "refusal":
+        return Script([], "refusal")
+    if model == "cached":
+        return Script([text], "end_turn", usage=dict(CACHED_USAGE))
+    return Script([text], "end_turn")
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Anthropic's error shape (https://docs.anthropic.com/en/api/errors)."""
+    kind = ERROR_TYPES.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def request_problem(body: dict[str, Any]) -> str | None:
+    """What Anthropic would reject in a request body, or None."""
+    if not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    if not isinstance(body.get("model"), str):
+        return "model: Field required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    for index, message in enumerate(messages):
+        if message.get("role") not in ("user", "assistant"):
+            return f"messages.{index}.role: Input should be 'user' or 'assistant'"
+        if index and messages[index - 1]["role"] == message["role"]:
+            return "messages: roles must alternate between 'user' and 'assistant'"
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            block.get("type") == "text" and not block.get("text") for block in content
+        ):
+            return f"messages.{index}: text content blocks must be non-empty"
+    return None
+
+
+@dataclass
+class FakeAnthropic:
+    """Runs the server on 127.0.0.1 in a thread; ``requests`` records what arrived."""
+
+    requests: list[Recorded] = field(default_factory=list)
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The root URL: clients append ``/v1/messages``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAnthropic:
+        """Start serving; returns when the port is bound."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake Anthropic did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop and self._runner:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+        if self._loop:
+            self._loop.close()
+
+    def _serve(self, ready: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = int(self._runner.addresses[0][1])
+        ready.set()
+        self._loop.run_forever()
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        self.requests.append(Recorded(request.path, headers, body))
+        model = str(body.get("model", "plain"))
+        if model.startswith("error-"):
+            status = int(model.split("-")[1])
+            retry = {"retry-after": "7"} if status == 429 else None
+            payload = error_body(status, f"fake Anthropic error {status}")
+            return web.json_response(payload, status=status, headers=retry)
+        problem = request_problem(body)
+        if problem is not None:
+            return web.json_response(error_body(400, problem), status=400)
+        script = script_for(model, body)
+        if body.get("stream"):
+            return await _stream(request, model, script)
+        return web.json_response(_message(model, script))
+
+
+def _message(model: str, script: Script, *, started: bool = False) -> dict[str, Any]:
+    """The whole message, or as ``message_start`` carries it: empty, with no stop reason
+    and one output token counted so far."""
+    return {
+        "id": "msg_fake01",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [] if started else script.blocks,
+        "stop_reason": None if started else script.stop_reason,
+        "stop_sequence": None if started else script.stop_sequence,
+        "usage": {**script.usage, "output_tokens": 1} if started else script.usage,
+    }
+
+
+def stream_events(model: str, script: Script) -> list[tuple[str, dict[str, Any]]]:
+    """The named events of a streamed answer, as Anthropic sends them
+    (https://docs.anthropic.com/en/docs/build-with-claude/streaming)."""
+    message = _message(model, script, started=True)
+    events = [("message_start", {"type": "message_start", "message": message})]
+    events.append(("ping", {"type": "ping"}))
+    for index, block in enumerate(script.blocks):
+        events += _block_events(index, block)
+        if model == "stream-error":
+            error = error_body(529, "Overloaded")
+            return [*events, ("error", error)]
+    delta = {"stop_reason": script.stop_reason, "stop_sequence": script.stop_sequence}
+    usage = {"output_tokens": script.usage["output_tokens"]}
+    final = {"type": "message_delta", "delta": delta, "usage": usage}
+    events.append(("message_delta", final))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    start: dict[str, Any]
+    if block["type"] == "text":
+        start = {"type": "text", "text": ""}
+        pieces = [{"type": "text_delta", "text": word} for word in _split_words(block["text"])]
+    else:
+        start = {**block, "input": {}}
+        arguments = json.dumps(block["input"])
+        middle = len(arguments) // 2
+        pieces = [
+            {"type": "input_json_delta", "partial_json": part}
+            for part in ("", arguments[:middle], arguments[middle:])
+        ]
+    events = [
+        ("content_block_start", {"type": "content_block_start", "index": index,
+                                 "content_block": start}),
+    ]  # fmt: skip
+    for piece in pieces:
+        events.append(
+            ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                     "delta": piece})
+        )  # fmt: skip
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return events
+
+
+def _split_words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [words[0]] + [" " + word for word in words[1:]]
+
+
+async def _stream(request: web.Request, model: str, script: Script) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for name, payload in stream_events(model, script):
+        await response.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
+    await response.write_eof()
+    return response
