@@ -267,6 +267,7 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1", _v1_unknown, methods=ALL_METHODS),
         Route("/v1/{rest:path}", _v1_unknown, methods=ALL_METHODS),
         Mount("/api", app=create_api(api_state)),
         Mount(
@@ -279,6 +280,8 @@ def create_app(
                     limiter=state.limiter,
                     models=registry.models,
                     templates=build_templates(),
+                    gateway=state,
+                    breakers=state.router.breakers,
                 )
             ),
         ),

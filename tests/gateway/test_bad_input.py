@@ -207,7 +207,7 @@ def test_bad_input_hybrid_model_is_accepted_on_both_endpoints(http: httpx.Client
     [
         ("GET", "/v1/nothing-here", 404, "unknown_path"),
         ("POST", "/v1/completions", 404, "unknown_path"),
-        ("GET", "/", 404, "unknown_path"),
+        ("GET", "/v1", 404, "unknown_path"),
         ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
         ("PUT", "/v1/chat/completions", 405, "method_not_allowed"),
         ("GET", "/v1/images/generations", 405, "method_not_allowed"),

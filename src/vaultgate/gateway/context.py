@@ -39,6 +39,8 @@ from vaultgate.routing.router import Router
 from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
 
 T = TypeVar("T")
+# Finds the request's key: from the bearer token on /v1, by id in the playground.
+KeyLoader = Callable[[], Awaitable[KeyRecord]]
 MAX_KEY_RELOADS = 3
 # Failures of the database or Redis while admitting: the request is not the problem.
 STORAGE_ERRORS = (SQLAlchemyError, asyncpg.PostgresError, sqlite3.Error, RedisError, OSError)
@@ -88,18 +90,18 @@ class GatewayState:
     async def admit_fresh(
         self,
         trace: RequestTrace,
-        token: str | None,
+        load_key: KeyLoader,
         admit: Callable[[KeyRecord], Awaitable[T]],
     ) -> T:
-        """Run ``admit`` with the trace's key, reloading the key if another process
-        edited it since this one cached it (so edits apply to the very next request)."""
+        """Run ``admit`` with the trace's key, reloading the key with ``load_key`` if another
+        process edited it since this one cached it (so edits apply to the very next request)."""
         for _ in range(MAX_KEY_RELOADS):
             assert trace.key is not None
             try:
                 return await admit(trace.key)
             except StaleKey:
                 self.keys.forget(trace.key.id)
-                trace.key = await self.keys.authenticate(token)
+                trace.key = await load_key()
             except STORAGE_ERRORS as exc:
                 log.error(
                     "storage unavailable while admitting a request",

@@ -11,11 +11,16 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from vaultgate.web.admin_pages import admin_page
+from vaultgate.web.alerts_pages import alerts_page
+from vaultgate.web.analytics_pages import analytics_page
 from vaultgate.web.auth_pages import signin, signout, signup
 from vaultgate.web.balance_pages import balance_page
 from vaultgate.web.guard import signed_in_page
 from vaultgate.web.keys_pages import edit_key, keys_page, revoke_key_page
+from vaultgate.web.logs_pages import log_detail, logs_csv, logs_page
 from vaultgate.web.overview_pages import models, overview
+from vaultgate.web.playground_pages import playground_chat, playground_images, playground_page
 from vaultgate.web.profile_pages import profile_page
 from vaultgate.web.render import page
 from vaultgate.web.security import SecurityHeaders, page_session
@@ -62,6 +67,15 @@ def page_routes() -> list[Route | Mount]:
         ),
         Route("/dashboard/balance", signed_in_page(balance_page), methods=GET_POST),
         Route("/dashboard/profile", signed_in_page(profile_page), methods=GET_POST),
+        Route("/dashboard/logs", signed_in_page(logs_page)),
+        Route("/dashboard/logs.csv", signed_in_page(logs_csv)),
+        Route("/dashboard/logs/{request_id}", signed_in_page(log_detail)),
+        Route("/dashboard/analytics", signed_in_page(analytics_page)),
+        Route("/dashboard/alerts", signed_in_page(alerts_page), methods=GET_POST),
+        Route("/dashboard/admin", signed_in_page(admin_page, admin=True)),
+        Route("/dashboard/playground", signed_in_page(playground_page)),
+        Route("/dashboard/playground/chat", signed_in_page(playground_chat), methods=["POST"]),
+        Route("/dashboard/playground/images", signed_in_page(playground_images), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
 

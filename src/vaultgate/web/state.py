@@ -10,8 +10,10 @@ from starlette.templating import Jinja2Templates
 
 from vaultgate.accounts.keys import KeyCache
 from vaultgate.config import Settings
+from vaultgate.gateway.context import GatewayState
 from vaultgate.limits.base import SlidingWindowLimiter
 from vaultgate.providers.catalog import ModelEntry
+from vaultgate.routing.breaker import Breakers
 
 
 @dataclass
@@ -24,3 +26,7 @@ class WebState:
     limiter: SlidingWindowLimiter
     models: Mapping[str, ModelEntry]
     templates: Jinja2Templates
+    # The playground runs its requests through the /v1 code path with this state.
+    gateway: GatewayState
+    # The admin page shows each deployment's circuit breaker.
+    breakers: Breakers
