@@ -110,7 +110,7 @@ def _warning_headers(dropped: list[str]) -> dict[str, str]:
 def _call(
     model: ModelEntry, deployment: Deployment, provider: Provider, body: JsonObject
 ) -> ChatCall:
-    return ChatCall(model.id, deployment.upstream, body, provider.config)
+    return ChatCall(model.id, deployment.upstream, body, provider.config, model.max_output_tokens)
 
 
 def estimate_completion_usage(body: JsonObject, completion_text: str) -> Usage:
