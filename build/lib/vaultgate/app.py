@@ -46,6 +46,9 @@ from vaultgate.routing.router import RetryPolicy, Router
 from vaultgate.routing.shared_breaker import SharedBreakers
 from vaultgate.storage.database import create_engine
 from vaultgate.usage.request_log import RequestLogWriter
+from vaultgate.web.app import create_web
+from vaultgate.web.render import build_templates
+from vaultgate.web.state import WebState
 
 log = logging.getLogger("vaultgate.app")
 
@@ -76,6 +79,17 @@ async def readyz(request: Request) -> Response:
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+V1_PATHS = frozenset({"/v1/chat/completions", "/v1/images/generations", "/v1/models"})
+
+
+async def _v1_unknown(request: Request) -> Response:
+    """Anything else under /v1 answers in OpenAI's error shape, never as a web page."""
+    if request.url.path in V1_PATHS or request.url.path.startswith("/v1/models/"):
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here."))
+    return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_path"))
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -156,7 +170,7 @@ def create_app(
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
     catalog = load_catalog(settings.config)
-    engine = create_engine(settings.resolved_database_url())
+    engine = create_engine(settings.resolved_database_url(), pool_size=settings.database_pool_size)
     http = HttpClient(
         pool_size=settings.upstream_pool_size,
         pool_per_host=settings.upstream_pool_per_host,
@@ -187,7 +201,11 @@ def create_app(
         images=ImageStore(settings.image_dir, ttl_s=settings.image_ttl_s),
         engine=engine,
         limiter=build_limiter(settings),
-        holds=build_hold_store(engine, settings.resolved_database_url()),
+        holds=build_hold_store(
+            engine,
+            settings.resolved_database_url(),
+            pool_size=max(settings.database_pool_size // 2, 1),
+        ),
         router=Router(
             registry.providers,
             build_breakers(settings),
@@ -249,7 +267,24 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1", _v1_unknown, methods=ALL_METHODS),
+        Route("/v1/{rest:path}", _v1_unknown, methods=ALL_METHODS),
         Mount("/api", app=create_api(api_state)),
+        Mount(
+            "/",
+            app=create_web(
+                WebState(
+                    settings=settings,
+                    engine=engine,
+                    keys=state.keys,
+                    limiter=state.limiter,
+                    models=registry.models,
+                    templates=build_templates(),
+                    gateway=state,
+                    breakers=state.router.breakers,
+                )
+            ),
+        ),
     ]
     app = Starlette(
         routes=routes,

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
             "Defaults to a SQLite file in the data directory."
         ),
     )
+    database_pool_size: int = Field(
+        10,
+        ge=2,
+        description=(
+            "Database connections per process for queries and batched writes; the "
+            "request path's holds use up to half as many more."
+        ),
+    )
     config: Path | None = Field(
         None,
         description="Path of the operator's TOML file with extra providers and models.",

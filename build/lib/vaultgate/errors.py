@@ -181,6 +181,14 @@ class NoProviderAvailable(VaultGateError):
     code = "no_provider_available"
 
 
+class StorageUnavailable(VaultGateError):
+    """The database (or Redis) could not be reached to admit the request (503)."""
+
+    status = 503
+    error_type = "server_error"
+    code = "storage_unavailable"
+
+
 class InternalError(VaultGateError):
     """An unexpected failure; the details go to the log, never to the client (500)."""
 

@@ -137,6 +137,13 @@ def _key_query() -> Any:
     return select(*_KEY_COLUMNS).join(users, users.c.id == api_keys.c.user_id)
 
 
+async def find_key_by_id(engine: AsyncEngine, key_id: int) -> KeyRecord | None:
+    """The current record of key ``key_id``, read from the database (usable or not)."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(_key_query().where(api_keys.c.id == key_id))).first()
+    return _record_from_row(row) if row else None
+
+
 async def create_key(
     engine: AsyncEngine,
     *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
@@ -18,8 +20,12 @@ from vaultgate.storage.tables import users
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
+PLAIN_AMOUNT = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})?$")
+
 
 def _amount(text: str) -> int:
+    if not PLAIN_AMOUNT.match(text.strip()):
+        raise InvalidRequest("amount must be a plain decimal such as 25 or 0.50", param="amount")
     try:
         micros = parse_price(text, where="amount")
     except ConfigError as exc:

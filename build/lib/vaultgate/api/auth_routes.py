@@ -27,7 +27,7 @@ profile_router = APIRouter(tags=["accounts"])
 LOGIN_ATTEMPTS_PER_ACCOUNT = 10
 LOGIN_ATTEMPTS_PER_ADDRESS = 30
 # Verified against when the email is unknown, so both cases take the same time.
-_DUMMY_HASH = hash_password("not-a-real-password")
+DUMMY_PASSWORD_HASH = hash_password("not-a-real-password")
 
 
 def user_out(user: User) -> UserOut:
@@ -36,8 +36,8 @@ def user_out(user: User) -> UserOut:
 
 
 def _is_https(request: Request) -> bool:
-    forwarded = request.headers.get("x-forwarded-proto", "")
-    return request.url.scheme == "https" or forwarded.split(",")[0].strip() == "https"
+    # The scheme already reflects X-Forwarded-Proto when proxy headers are trusted.
+    return request.url.scheme == "https"
 
 
 async def _start_session(request: Request, response: Response, user: User) -> SessionOut:
@@ -95,7 +95,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
     )
     await _throttle(state, f"login:acct:{email}", LOGIN_ATTEMPTS_PER_ACCOUNT, marker)
     found = await password_hash_of(state.engine, email)
-    stored = found[1] if found else _DUMMY_HASH
+    stored = found[1] if found else DUMMY_PASSWORD_HASH
     valid = await asyncio.to_thread(verify_password, stored, body.password)
     if found is None or not valid or not found[0].is_active:
         raise AuthenticationFailed("wrong email or password", code="invalid_credentials")

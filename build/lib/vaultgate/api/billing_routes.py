@@ -97,5 +97,5 @@ async def stripe_webhook(
         raise NotFound("no payment provider is configured", code="payments_disabled")
     payload = await request.body()
     event = verify_event(state.stripe, payload, stripe_signature)
-    outcome = await apply_event(state.engine, event)
+    outcome = await apply_event(state.engine, event, currency=state.stripe.currency)
     return {"status": outcome}

@@ -211,9 +211,10 @@ def _run_reserve(connection: sqlite3.Connection, hold: Hold, version: str | None
 class PostgresHoldStore:
     """Holds on PostgreSQL: one call of ``vaultgate_reserve`` per request."""
 
-    def __init__(self, engine: AsyncEngine, dsn: str) -> None:
+    def __init__(self, engine: AsyncEngine, dsn: str, *, pool_size: int = 5) -> None:
         self._engine = engine
         self._dsn = dsn
+        self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
@@ -225,7 +226,7 @@ class PostgresHoldStore:
                     # takes its balance change with it, and settlement charges a request
                     # whose hold is gone straight from the balance.
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=20,
+                        self._dsn, min_size=1, max_size=self._pool_size,
                         server_settings={"synchronous_commit": "off"},
                     )  # fmt: skip
         return self._pool
@@ -253,12 +254,12 @@ class PostgresHoldStore:
             self._pool = None
 
 
-def build_hold_store(engine: AsyncEngine, url: str) -> HoldStore:
+def build_hold_store(engine: AsyncEngine, url: str, *, pool_size: int = 5) -> HoldStore:
     """The fastest store for the database behind ``url``."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return SqliteHoldStore(engine, parsed.database)
     if parsed.get_backend_name() == "postgresql":
         dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresHoldStore(engine, dsn)
+        return PostgresHoldStore(engine, dsn, pool_size=pool_size)
     return GenericHoldStore(engine)

@@ -20,6 +20,9 @@ from vaultgate.errors import InvalidRequest, UpstreamError
 log = logging.getLogger("vaultgate.billing")
 
 MICROS_PER_CENT = 10_000
+# Stripe sends the first for card payments, the second when a delayed payment clears;
+# both carry the paid session, and the ledger's event-id reference credits it once.
+CREDITED_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 MIN_TOPUP_CENTS = 100
 MAX_TOPUP_CENTS = 1_000_000
 
@@ -80,16 +83,23 @@ def verify_event(config: StripeConfig, payload: bytes, signature: str | None) ->
     return event.to_dict()
 
 
-async def apply_event(engine: AsyncEngine, event: Any) -> str:
+async def apply_event(engine: AsyncEngine, event: Any, *, currency: str = "usd") -> str:
     """Credit a paid checkout; returns what was done ("credited", "duplicate", "ignored")."""
-    if event["type"] != "checkout.session.completed":
+    if event["type"] not in CREDITED_EVENTS:
         return "ignored"
     session = event["data"]["object"]
     if session.get("payment_status") != "paid":
+        return "ignored"  # an async payment is credited by its succeeded event
+    if str(session.get("currency", "")).lower() != currency:
+        log.error(
+            "checkout in an unexpected currency", extra={"fields": {"event_id": event["id"]}}
+        )
         return "ignored"
     try:
         user_id = int(session["client_reference_id"])
         cents = int(session["amount_total"])
+        if cents <= 0:
+            raise ValueError(cents)
     except (KeyError, TypeError, ValueError):
         log.error(
             "checkout event without user or amount", extra={"fields": {"event_id": event["id"]}}

@@ -13,7 +13,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, or_, select, true, update
+from sqlalchemy import delete, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vaultgate.errors import AuthenticationFailed, InsufficientBalance, QuotaExhausted
@@ -141,16 +141,17 @@ async def release_stale(engine: AsyncEngine, *, older_than: dt.timedelta) -> int
 async def refund_hold(
     conn: AsyncConnection, user_id: int, key_id: int, amount_micros: int, tokens: int
 ) -> None:
-    """Give back a whole hold (inside the caller's transaction)."""
+    """Give back a whole hold (inside the caller's transaction); the key row is locked
+    before the balance row, in the same order as everywhere else."""
+    if tokens:
+        await conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id)
+            .values(tokens_reserved=api_keys.c.tokens_reserved - tokens)
+        )
     if amount_micros:
         await conn.execute(
             update(balances)
             .where(balances.c.user_id == user_id)
             .values(balance_micros=balances.c.balance_micros + amount_micros)
-        )
-    if tokens:
-        await conn.execute(
-            update(api_keys)
-            .where(and_(api_keys.c.id == key_id))
-            .values(tokens_reserved=api_keys.c.tokens_reserved - tokens)
         )

@@ -145,12 +145,14 @@ async def _apply(conn: AsyncConnection, batch: Sequence[FinishedRequest]) -> Non
     charges = [_charge_row(item) for item in batch if item.entry.charged_micros > 0]
     if charges:
         await conn.execute(insert(ledger_entries), charges)
-    refunds = _refunds_by_user(held)
-    if refunds:
-        await conn.execute(_REFUND, refunds)
-    tokens = _tokens_by_key(held)
+    # Rows are locked in one order everywhere — keys by id, then balances by account —
+    # the order in which taking a hold locks them, so the two can never deadlock.
+    tokens = sorted(_tokens_by_key(held), key=lambda row: row["p_key"])
     if tokens:
         await conn.execute(_KEY_TOKENS, tokens)
+    refunds = sorted(_refunds_by_user(held), key=lambda row: row["p_user"])
+    if refunds:
+        await conn.execute(_REFUND, refunds)
 
 
 async def write_one(conn: AsyncConnection, item: FinishedRequest) -> None:
@@ -173,6 +175,11 @@ async def write_one(conn: AsyncConnection, item: FinishedRequest) -> None:
 async def _charge_without_hold(conn: AsyncConnection, item: FinishedRequest) -> None:
     """The hold was returned already: take the charge from the balance if it is there."""
     entry = item.entry
+    if item.tokens_used and entry.key_id is not None:
+        await conn.execute(
+            update(api_keys).where(api_keys.c.id == entry.key_id)
+            .values(tokens_used=api_keys.c.tokens_used + item.tokens_used)
+        )  # fmt: skip
     paid = await conn.execute(
         update(balances)
         .where(balances.c.user_id == entry.user_id,
@@ -187,8 +194,3 @@ async def _charge_without_hold(conn: AsyncConnection, item: FinishedRequest) -> 
             },
         )
         entry.charged_micros = 0
-    if item.tokens_used and entry.key_id is not None:
-        await conn.execute(
-            update(api_keys).where(api_keys.c.id == entry.key_id)
-            .values(tokens_used=api_keys.c.tokens_used + item.tokens_used)
-        )  # fmt: skip

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,7 +15,7 @@ from starlette.responses import Response
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import UpstreamError, VaultGateError
 from vaultgate.gateway.admission import Admission, admit_chat
-from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
+from vaultgate.gateway.context import GatewayState, KeyLoader, RequestTrace, bearer_token
 from vaultgate.gateway.responses import (
     EventStreamResponse,
     JsonResponse,
@@ -40,13 +40,32 @@ CLIENT_CLOSED_STATUS = 499
 
 
 async def chat_completions(request: Request) -> Response | EventStreamResponse:
-    """Validate, authorise, route and answer one chat request."""
+    """Validate, authorise, route and answer one chat request sent with a bearer key."""
     state: GatewayState = request.app.state.gateway
+    token = bearer_token(request)
+
+    async def load_key() -> KeyRecord:
+        return await state.keys.authenticate(token)
+
+    async def read_body() -> Any:
+        return await read_json(request, state.settings.max_body_bytes)
+
     trace = RequestTrace(endpoint="chat")
+    return await serve_chat(state, trace, load_key=load_key, read_body=read_body)
+
+
+async def serve_chat(
+    state: GatewayState,
+    trace: RequestTrace,
+    *,
+    load_key: KeyLoader,
+    read_body: Callable[[], Awaitable[Any]],
+) -> Response | EventStreamResponse:
+    """Answer one chat request for the key ``load_key`` finds (and finds again when the key
+    changed meanwhile): /v1 finds it by bearer token, the playground by id."""
     try:
-        token = bearer_token(request)
-        trace.key = await state.keys.authenticate(token)
-        body = await read_json(request, state.settings.max_body_bytes)
+        trace.key = await load_key()
+        body = await read_body()
         model_id = validate_chat(body)
         trace.model = model_id
         trace.stream = bool(body.get("stream"))
@@ -58,7 +77,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
             )
             return model, admitted
 
-        model, admission = await state.admit_fresh(trace, token, admit)
+        model, admission = await state.admit_fresh(trace, load_key, admit)
         trace.hold = admission.hold
         trace.extra_headers.update(admission.headers)
         trace.prices = model.pricing.token_snapshot()
@@ -91,7 +110,7 @@ def _warning_headers(dropped: list[str]) -> dict[str, str]:
 def _call(
     model: ModelEntry, deployment: Deployment, provider: Provider, body: JsonObject
 ) -> ChatCall:
-    return ChatCall(model.id, deployment.upstream, body, provider.config)
+    return ChatCall(model.id, deployment.upstream, body, provider.config, model.max_output_tokens)
 
 
 def estimate_completion_usage(body: JsonObject, completion_text: str) -> Usage:
@@ -220,6 +239,7 @@ class StreamPipeline:
         options = body.get("stream_options") or {}
         self._client_wants_usage = bool(options.get("include_usage"))
         self._reported: Usage | None = None
+        self._finished = False
         self._text: list[str] = []
         self._frame: JsonObject = {}
 
@@ -231,6 +251,8 @@ class StreamPipeline:
         if usage is not None:
             self._reported = usage_from_openai(usage) or self._reported
         for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason") is not None:
+                self._finished = True
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if isinstance(delta, dict):
                 content = delta.get("content")
@@ -279,6 +301,9 @@ class StreamPipeline:
                 if forwarded is not None:
                     trace.mark_first_byte()
                     yield encode_event(forwarded)
+            if not self._finished:
+                # A stream that simply stops, with no finish reason, was cut short.
+                raise UpstreamError(f"{trace.provider} ended the stream before finishing")
             if self._client_wants_usage:
                 yield encode_event(self._usage_chunk(self.usage()))
             yield DONE_LINE

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import asyncpg
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
@@ -20,6 +25,7 @@ from vaultgate.errors import (
     InternalError,
     ModelNotAllowed,
     ModelNotFound,
+    StorageUnavailable,
     VaultGateError,
     WrongEndpoint,
 )
@@ -33,7 +39,13 @@ from vaultgate.routing.router import Router
 from vaultgate.usage.request_log import FinishedRequest, RequestLogEntry, RequestLogWriter
 
 T = TypeVar("T")
+# Finds the request's key: from the bearer token on /v1, by id in the playground.
+KeyLoader = Callable[[], Awaitable[KeyRecord]]
 MAX_KEY_RELOADS = 3
+# Failures of the database or Redis while admitting: the request is not the problem.
+STORAGE_ERRORS = (SQLAlchemyError, asyncpg.PostgresError, sqlite3.Error, RedisError, OSError)
+
+log = logging.getLogger("vaultgate.gateway")
 
 
 @dataclass
@@ -78,18 +90,28 @@ class GatewayState:
     async def admit_fresh(
         self,
         trace: RequestTrace,
-        token: str | None,
+        load_key: KeyLoader,
         admit: Callable[[KeyRecord], Awaitable[T]],
     ) -> T:
-        """Run ``admit`` with the trace's key, reloading the key if another process
-        edited it since this one cached it (so edits apply to the very next request)."""
+        """Run ``admit`` with the trace's key, reloading the key with ``load_key`` if another
+        process edited it since this one cached it (so edits apply to the very next request)."""
         for _ in range(MAX_KEY_RELOADS):
             assert trace.key is not None
             try:
                 return await admit(trace.key)
             except StaleKey:
                 self.keys.forget(trace.key.id)
-                trace.key = await self.keys.authenticate(token)
+                trace.key = await load_key()
+            except STORAGE_ERRORS as exc:
+                log.error(
+                    "storage unavailable while admitting a request",
+                    extra={
+                        "fields": {"request_id": trace.request_id, "error": type(exc).__name__}
+                    },
+                )
+                raise StorageUnavailable(
+                    "The gateway's storage is unavailable; try again shortly."
+                ) from None
         raise InternalError("the API key kept changing while the request was admitted")
 
 
@@ -140,8 +162,7 @@ class RequestTrace:
         headers = {"x-request-id": self.request_id, **self.extra_headers}
         if self.provider:
             headers["x-vaultgate-provider"] = self.provider
-        if self.attempts:
-            headers["x-vaultgate-attempts"] = str(self.attempts)
+        headers["x-vaultgate-attempts"] = str(self.attempts)
         return headers
 
     def finish(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -10,7 +12,7 @@ from starlette.responses import FileResponse, Response
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import InvalidRequest, NotFound, VaultGateError
 from vaultgate.gateway.admission import Admission, admit_images
-from vaultgate.gateway.context import GatewayState, RequestTrace, bearer_token
+from vaultgate.gateway.context import GatewayState, KeyLoader, RequestTrace, bearer_token
 from vaultgate.gateway.responses import JsonResponse, error_response, read_json
 from vaultgate.gateway.validation import validate_images
 from vaultgate.providers.base import GeneratedImage, ImageCall, ImageResult, JsonObject, Provider
@@ -21,16 +23,40 @@ DEFAULT_QUALITY = "standard"
 
 
 async def image_generations(request: Request) -> Response:
-    """Validate, authorise, price and generate images."""
+    """Validate, authorise, price and generate images for a request sent with a bearer key."""
     state: GatewayState = request.app.state.gateway
+    token = bearer_token(request)
+
+    async def load_key() -> KeyRecord:
+        return await state.keys.authenticate(token)
+
+    async def read_body() -> Any:
+        return await read_json(request, state.settings.max_body_bytes)
+
+    base_url = state.settings.public_url or str(request.base_url)
     trace = RequestTrace(endpoint="images")
+    return await serve_images(
+        state, trace, load_key=load_key, read_body=read_body, base_url=base_url
+    )
+
+
+async def serve_images(
+    state: GatewayState,
+    trace: RequestTrace,
+    *,
+    load_key: KeyLoader,
+    read_body: Callable[[], Awaitable[Any]],
+    base_url: str,
+) -> Response:
+    """Answer one image request for the key ``load_key`` finds (see ``serve_chat``);
+    ``base_url`` roots the download links of ``response_format=url``."""
     try:
-        trace.key = await state.keys.authenticate(bearer_token(request))
-        body = await read_json(request, state.settings.max_body_bytes)
+        trace.key = await load_key()
+        body = await read_body()
         model_id = validate_images(body)
         trace.model = model_id
         model = state.resolve_model(model_id, trace.key, endpoint="images")
-        return await _generate(request, state, trace, model, body)
+        return await _generate(state, trace, model, body, load_key=load_key, base_url=base_url)
     except VaultGateError as error:
         trace.finish(state.request_log, status=error.status, error=error)
         return error_response(error, trace.headers())
@@ -51,11 +77,13 @@ def _unit_price(model: ModelEntry, size: str, quality: str) -> int:
 
 
 async def _generate(
-    request: Request,
     state: GatewayState,
     trace: RequestTrace,
     model: ModelEntry,
     body: JsonObject,
+    *,
+    load_key: KeyLoader,
+    base_url: str,
 ) -> Response:
     size = body.get("size") or DEFAULT_SIZE
     quality = body.get("quality") or DEFAULT_QUALITY
@@ -71,7 +99,7 @@ async def _generate(
         )  # fmt: skip
         return fresh, admitted
 
-    model, admission = await state.admit_fresh(trace, bearer_token(request), admit)
+    model, admission = await state.admit_fresh(trace, load_key, admit)
     trace.hold = admission.hold
     trace.extra_headers.update(admission.headers)
     trace.prices = {"per_image": unit_price, "size": size, "quality": quality}
@@ -84,7 +112,6 @@ async def _generate(
         return await provider.images(call)
 
     result = await state.router.call(model, trace, attempt)
-    base_url = state.settings.public_url or str(request.base_url)
     data = [await _render(state, image, response_format, base_url) for image in result.images]
     trace.images = len(data)
     trace.mark_first_byte()

@@ -30,6 +30,8 @@ class ProviderConfig:
     total_timeout_s: float | None = None
     first_byte_timeout_s: float | None = None
     display_name: str = ""
+    drop_params: tuple[str, ...] = ()
+    rename_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class ChatCall:
     upstream_model: str
     body: JsonObject
     provider: ProviderConfig
+    # The model's output limit from the catalog, for formats that require one (Anthropic).
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

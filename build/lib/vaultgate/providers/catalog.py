@@ -31,7 +31,7 @@ from vaultgate.billing.pricing import Pricing, parse_price
 from vaultgate.errors import ConfigError
 
 MODEL_TYPES = ("text", "image", "hybrid")
-WIRE_FORMATS = ("openai", "offline")
+WIRE_FORMATS = ("openai", "offline", "anthropic", "gemini")
 CHAT_TYPES = frozenset({"text", "hybrid"})
 IMAGE_TYPES = frozenset({"image", "hybrid"})
 
@@ -90,6 +90,8 @@ class ProviderSpec:
     read_timeout_s: float | None = None
     total_timeout_s: float | None = None
     first_byte_timeout_s: float | None = None
+    drop_params: tuple[str, ...] = ()
+    rename_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
     headers = _table(table.get("headers") or {}, "'headers'", where)
     timeouts = _timeouts(table, where)
     base_url = str(table.get("base_url", ""))
-    if wire_format != "offline" and not base_url.startswith(("http://", "https://")):
+    templated = "${" in base_url
+    if wire_format != "offline" and not templated and not is_http_url(base_url):
         raise ConfigError(f"{where}: 'base_url' must be an http(s) URL")
     api_key_env = table.get("api_key_env")
     return ProviderSpec(
@@ -150,14 +153,31 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
         display_name=str(table.get("display_name", name)),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
         stream_usage=bool(table.get("stream_usage", True)),
-        # An operator's provider without a credential variable is a local server that
-        # needs none; a shipped one always needs its credential to be offered.
-        needs_key=bool(api_key_env) or not from_operator,
+        # A provider without a credential variable (a local server) needs none; one
+        # whose credential is optional is offered without it too.
+        needs_key=bool(api_key_env) and not table.get("optional_key", False),
         connect_timeout_s=timeouts.get("connect"),
         read_timeout_s=timeouts.get("idle", timeouts.get("read")),
         total_timeout_s=timeouts.get("total"),
         first_byte_timeout_s=timeouts.get("first_byte"),
+        drop_params=_string_list(table, "drop_params", where),
+        rename_params=tuple(
+            (str(k), str(v))
+            for k, v in _table(table.get("rename_params") or {}, "'rename_params'", where).items()
+        ),
     )
+
+
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL."""
+    return url.startswith(("http://", "https://")) and len(url) > len("https://")
+
+
+def _string_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings")
+    return tuple(value)
 
 
 def _parse_deployments(table: Mapping[str, Any], where: str) -> tuple[Deployment, ...]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -33,6 +33,18 @@ log = logging.getLogger("vaultgate.providers")
 MAX_ERROR_MESSAGE = 500
 
 
+class StreamDecoder(Protocol):
+    """Incremental decoder of a streamed response body."""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """Consume bytes; return the events they completed."""
+        ...
+
+    def close(self) -> list[Any]:
+        """Flush what is left at the end of the body."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """An HTTP request to a provider."""
@@ -40,6 +52,8 @@ class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
     json: JsonObject
+    # Pre-serialised body, for formats that sign the exact bytes (AWS SigV4).
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +178,17 @@ class HttpAdapter:
             raise UpstreamError(f"{self.config.name} sent a response that is not JSON") from None
         return self.parse_chat_response(call, payload)
 
+    def stream_decoder(self) -> StreamDecoder:
+        """What turns the body's bytes into events: SSE unless the format says otherwise
+        (AWS's binary event stream, say)."""
+        return SseParser()
+
+    def stream_translator(self, call: ChatCall) -> Callable[[Any], list[JsonObject]]:
+        """Turns each decoded event into OpenAI chunks. Formats whose streams carry state
+        across events (a message id, which tool call an index is) return a bound method of
+        a fresh per-stream object here."""
+        return lambda event: self.translate_stream_event(call, event)
+
     async def chat_stream(self, call: ChatCall) -> AsyncIterator[JsonObject]:
         """Send the request and translate the event stream as it arrives."""
         request = self.build_chat_request(call, stream=True)
@@ -172,11 +197,12 @@ class HttpAdapter:
                 raise self.map_error(
                     response.status, await self._read_body(response), response.headers
                 )
-            parser = SseParser()
+            decoder = self.stream_decoder()
+            translate = self.stream_translator(call)
             try:
                 async for data in response.content.iter_any():
-                    for event in parser.feed(data):
-                        for chunk in self.translate_stream_event(call, event):
+                    for event in decoder.feed(data):
+                        for chunk in translate(event):
                             yield chunk
             except TimeoutError:
                 raise UpstreamTimeout(f"{self.config.name} stream stalled") from None
@@ -184,8 +210,8 @@ class HttpAdapter:
                 raise UpstreamError(
                     f"{self.config.name} stream broke: {type(exc).__name__}"
                 ) from None
-            for event in parser.close():
-                for chunk in self.translate_stream_event(call, event):
+            for event in decoder.close():
+                for chunk in translate(event):
                     yield chunk
 
     async def images(self, call: ImageCall) -> ImageResult:
@@ -226,7 +252,7 @@ class _Exchange:
             async with asyncio.timeout(adapter._first_byte_timeout):
                 self._response = await adapter._http.session.post(
                     request.url,
-                    data=orjson.dumps(request.json),
+                    data=request.body if request.body is not None else orjson.dumps(request.json),
                     headers=request.headers,
                     timeout=adapter._timeout,
                 )

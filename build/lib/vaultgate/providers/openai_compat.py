@@ -69,10 +69,18 @@ class OpenAICompatibleAdapter(HttpAdapter):
     def _url(self, path: str) -> str:
         return self.config.base_url.rstrip("/") + path
 
+    def unsupported_params(self, body: JsonObject) -> list[str]:
+        """Parameters this provider is known to reject (its ``drop_params``)."""
+        return [name for name in self.config.drop_params if name in body]
+
     def build_chat_request(self, call: ChatCall, *, stream: bool) -> UpstreamRequest:
-        """The client's body, with the upstream model name and usage reporting asked for."""
+        """The client's body, with the upstream model name and usage reporting asked for;
+        parameters the provider spells differently are renamed (``rename_params``)."""
         body = dict(call.body)
         body["model"] = call.upstream_model
+        for ours, theirs in self.config.rename_params:
+            if ours in body and theirs not in body:
+                body[theirs] = body.pop(ours)
         if stream:
             body["stream"] = True
             if self.config.stream_usage:

@@ -8,12 +8,15 @@ its deployments is on an offered provider; its unavailable deployments are dropp
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from vaultgate.config import Settings
+from vaultgate.providers.anthropic import AnthropicAdapter
 from vaultgate.providers.base import Provider, ProviderConfig
-from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec
+from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec, is_http_url
+from vaultgate.providers.gemini import GeminiAdapter
 from vaultgate.providers.http import HttpClient
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
@@ -35,21 +38,51 @@ def _openai(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Pr
     return OpenAICompatibleAdapter(config, http)
 
 
+def _anthropic(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return AnthropicAdapter(config, http)
+
+
+def _gemini(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return GeminiAdapter(config, http)
+
+
 ADAPTERS: Mapping[str, AdapterFactory] = {
     "offline": _offline,
     "openai": _openai,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
 }
 
 
+TEMPLATE_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_base_url(template: str, environ: Mapping[str, str]) -> str | None:
+    """Fill ``${VAR}`` from the environment; None when a variable is unset or empty."""
+    missing = [name for name in TEMPLATE_VARIABLE.findall(template) if not environ.get(name)]
+    if missing:
+        return None
+    return TEMPLATE_VARIABLE.sub(lambda match: environ[match.group(1)], template)
+
+
 def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderConfig | None:
-    """The runtime config of a provider, or None when its credential is missing."""
+    """The runtime config of a provider, or None when its credential or address is missing."""
     api_key = environ.get(spec.api_key_env) if spec.api_key_env else None
     if spec.needs_key and spec.wire_format != "offline" and not api_key:
+        return None
+    base_url = expand_base_url(spec.base_url, environ)
+    if base_url is None:
+        return None
+    if spec.wire_format != "offline" and not is_http_url(base_url):
+        log.warning(
+            "provider address is not an http(s) URL; not offered",
+            extra={"fields": {"provider": spec.name}},
+        )
         return None
     return ProviderConfig(
         name=spec.name,
         wire_format=spec.wire_format,
-        base_url=spec.base_url,
+        base_url=base_url,
         api_key=api_key or None,
         api_key_env=spec.api_key_env,
         headers=spec.headers,
@@ -58,6 +91,8 @@ def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderCo
         read_timeout_s=spec.read_timeout_s,
         total_timeout_s=spec.total_timeout_s,
         first_byte_timeout_s=spec.first_byte_timeout_s,
+        drop_params=spec.drop_params,
+        rename_params=spec.rename_params,
         display_name=spec.display_name,
     )
 

@@ -14,13 +14,21 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An engine for ``url``; SQLite files run in WAL mode with a busy timeout."""
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
+    """An engine for ``url``; SQLite files run in WAL mode with a busy timeout.
+
+    A server process's connections are bounded (``pool_size`` plus half as many again at
+    peaks), so that several processes stay within the database's connection limit; a
+    request that finds the pool busy waits for a connection rather than failing.
+    """
     if is_sqlite(url):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=max(pool_size // 2, 1),
+        pool_timeout=30, pool_pre_ping=True,
+    )  # fmt: skip
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

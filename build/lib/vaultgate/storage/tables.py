@@ -130,6 +130,11 @@ request_logs = Table(
     Index("ix_request_logs_user_id_id", "user_id", "id"),
     Index("ix_request_logs_key_id_id", "key_id", "id"),
     Index("ix_request_logs_model_id", "model", "id"),
+    # The logs page filters one user's rows and pages by id: each filter has its own index.
+    Index("ix_request_logs_user_id_status_id", "user_id", "status", "id"),
+    Index("ix_request_logs_user_id_model_id", "user_id", "model", "id"),
+    Index("ix_request_logs_user_id_created_at", "user_id", "created_at"),
+    Index("ix_request_logs_request_id", "request_id"),
 )
 
 balances = Table(
