@@ -208,43 +208,46 @@ class Books:
 
 
 async def read_books(engine: AsyncEngine, user_id: int, key_id: int) -> Books:
-    """A snapshot of the account's and key's money and tokens."""
+    """A snapshot of the account's and key's money and tokens.
+
+    Everything is read by ONE statement of scalar subqueries: a live server keeps
+    settling batches, and separate SELECTs would each see a different committed state
+    (a balance from before a batch beside a ledger from after it).
+    """
+    ledger = ledger_entries.c
+    charges = ledger.kind == CHARGE
+    mine = ledger.user_id == user_id
+    query = select(
+        select(balances.c.balance_micros).where(balances.c.user_id == user_id)
+        .scalar_subquery().label("balance"),
+        select(func.coalesce(func.sum(ledger.amount_micros), 0)).where(mine)
+        .scalar_subquery().label("ledger_sum"),
+        select(func.count()).select_from(reservations).where(reservations.c.user_id == user_id)
+        .scalar_subquery().label("holds"),
+        select(func.coalesce(func.sum(reservations.c.amount_micros), 0))
+        .where(reservations.c.user_id == user_id).scalar_subquery().label("held"),
+        select(func.count()).select_from(request_logs).scalar_subquery().label("logs"),
+        select(func.count()).select_from(ledger_entries).where(mine, charges)
+        .scalar_subquery().label("charges"),
+        select(func.count(func.distinct(ledger.request_id))).where(mine, charges)
+        .scalar_subquery().label("charge_ids"),
+        select(func.coalesce(func.sum(-ledger.amount_micros), 0)).where(mine, charges)
+        .scalar_subquery().label("charged"),
+        select(api_keys.c.tokens_used).where(api_keys.c.id == key_id)
+        .scalar_subquery().label("tokens_used"),
+        select(api_keys.c.tokens_reserved).where(api_keys.c.id == key_id)
+        .scalar_subquery().label("tokens_reserved"),
+        select(api_keys.c.token_quota).where(api_keys.c.id == key_id)
+        .scalar_subquery().label("token_quota"),
+    )  # fmt: skip
     async with engine.connect() as conn:
-        balance = await conn.scalar(
-            select(balances.c.balance_micros).where(balances.c.user_id == user_id)
-        )
-        ledger_sum = await conn.scalar(
-            select(func.coalesce(func.sum(ledger_entries.c.amount_micros), 0))
-            .where(ledger_entries.c.user_id == user_id)
-        )  # fmt: skip
-        holds, held = (
-            await conn.execute(
-                select(func.count(), func.coalesce(func.sum(reservations.c.amount_micros), 0))
-                .where(reservations.c.user_id == user_id)
-            )
-        ).one()  # fmt: skip
-        logs = await conn.scalar(select(func.count()).select_from(request_logs))
-        charge_rows = (
-            await conn.execute(
-                select(
-                    func.count(),
-                    func.count(func.distinct(ledger_entries.c.request_id)),
-                    func.coalesce(func.sum(-ledger_entries.c.amount_micros), 0),
-                ).where(ledger_entries.c.user_id == user_id, ledger_entries.c.kind == CHARGE)
-            )
-        ).one()
-        key = (
-            await conn.execute(
-                select(api_keys.c.tokens_used, api_keys.c.tokens_reserved,
-                       api_keys.c.token_quota).where(api_keys.c.id == key_id)
-            )
-        ).one()  # fmt: skip
+        row = (await conn.execute(query)).one()
     return Books(
-        balance=int(balance or 0), ledger_sum=int(ledger_sum or 0), holds=int(holds),
-        held_micros=int(held), request_logs=int(logs or 0), charges=int(charge_rows[0]),
-        charge_ids=int(charge_rows[1]), charged_micros=int(charge_rows[2]),
-        tokens_used=int(key.tokens_used), tokens_reserved=int(key.tokens_reserved),
-        token_quota=key.token_quota,
+        balance=int(row.balance or 0), ledger_sum=int(row.ledger_sum or 0),
+        holds=int(row.holds), held_micros=int(row.held), request_logs=int(row.logs or 0),
+        charges=int(row.charges), charge_ids=int(row.charge_ids),
+        charged_micros=int(row.charged), tokens_used=int(row.tokens_used),
+        tokens_reserved=int(row.tokens_reserved), token_quota=row.token_quota,
     )  # fmt: skip
 
 

@@ -111,10 +111,23 @@ async def _key_problems(conn: AsyncConnection) -> list[str]:
 
 
 async def audit_ledger(engine: AsyncEngine) -> list[str]:
-    """Every mismatch found, in words; empty when the books are clean."""
+    """Every mismatch found, in words; empty when the books are clean.
+
+    All checks read one snapshot, so that a server settling batches meanwhile cannot make
+    a balance from before a batch disagree with a ledger from after it.
+    """
     async with engine.connect() as conn:
-        return (
-            await _account_problems(conn)
-            + await _charge_problems(conn)
-            + await _key_problems(conn)
-        )
+        if conn.dialect.name == "sqlite":
+            # The driver opens no transaction for reads; an explicit one pins the snapshot.
+            await conn.exec_driver_sql("BEGIN")
+        else:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+        try:
+            return (
+                await _account_problems(conn)
+                + await _charge_problems(conn)
+                + await _key_problems(conn)
+            )
+        finally:
+            await conn.rollback()
