@@ -1,1 +1,0 @@
-"""Users, passwords and API keys."""

@@ -1,1 +1,0 @@
-"""The management API under /api: accounts, keys, credit, usage and admin, as JSON."""

@@ -1,1 +1,0 @@
-"""Prices and the cost of a request."""

@@ -1,1 +1,0 @@
-"""Request-rate and token-rate limits per key: in process, or shared through Redis."""

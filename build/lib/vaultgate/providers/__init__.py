@@ -1,1 +1,0 @@
-"""Provider adapters, one per wire format, the catalog and the registry."""

@@ -1,1 +1,0 @@
-"""Choosing deployments for a model and failing over between them."""

@@ -1,1 +1,0 @@
-"""Relational storage: tables, the engine factory and migrations."""

@@ -1,1 +1,0 @@
-"""The request log and usage queries."""

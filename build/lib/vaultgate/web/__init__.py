@@ -1,1 +1,0 @@
-"""The web app: sign-in, the dashboard and its pages, server-rendered with Jinja2."""
