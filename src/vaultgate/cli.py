@@ -19,7 +19,7 @@ from vaultgate.accounts.keys import DEFAULT_RPM, create_key, revoke_key
 from vaultgate.accounts.users import count_users, create_user, find_user_by_email
 from vaultgate.billing.audit import audit_ledger
 from vaultgate.billing.ledger import GRANT, balance_of, credit
-from vaultgate.billing.pricing import format_micros, parse_price
+from vaultgate.billing.pricing import format_micros, parse_amount
 from vaultgate.config import Settings
 from vaultgate.errors import ConfigError, VaultGateError
 from vaultgate.log import configure_logging
@@ -213,9 +213,9 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id.")]) ->
 
 def _parse_amount(amount: str) -> int:
     try:
-        return parse_price(amount, where="--amount")
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        return parse_amount(amount)
+    except VaultGateError as exc:
+        raise _fail(f"--amount: {exc.message}") from None
 
 
 @credits_app.command("grant")

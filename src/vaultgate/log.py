@@ -62,7 +62,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.propagate = False
 
 
+def access_log_enabled() -> bool:
+    """Whether the access line would be written (so callers skip building its fields)."""
+    return ACCESS.isEnabledFor(logging.INFO)
+
+
 def log_access(fields: dict[str, Any]) -> None:
     """Write the one INFO line that summarises a finished request."""
-    if ACCESS.isEnabledFor(logging.INFO):
-        ACCESS.info("request", extra={"fields": fields})
+    ACCESS.info("request", extra={"fields": fields})

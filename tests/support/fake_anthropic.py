@@ -18,13 +18,13 @@ The upstream model name selects the answer:
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "."]
 TOOL_INPUT = {"city": "Paris", "unit": "celsius"}
@@ -127,50 +127,19 @@ def request_problem(body: dict[str, Any]) -> str | None:
 
 
 @dataclass
-class FakeAnthropic:
+class FakeAnthropic(ThreadedServer):
     """Runs the server on 127.0.0.1 in a thread; ``requests`` records what arrived."""
 
     requests: list[Recorded] = field(default_factory=list)
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         """The root URL: clients append ``/v1/messages``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeAnthropic:
-        """Start serving; returns when the port is bound."""
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Anthropic did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the thread."""
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-        if self._loop:
-            self._loop.close()
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
+        """The provider's endpoints."""
         app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = int(self._runner.addresses[0][1])
-        ready.set()
-        self._loop.run_forever()
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

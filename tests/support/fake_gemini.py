@@ -20,13 +20,13 @@ after a ``~`` is ignored, so tests can tag requests (``plain~<uuid>``):
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 REPLY = ["Hello", " from", " Gemini."]
 STATUS_NAMES = {
@@ -59,38 +59,15 @@ class Recorded:
 
 
 @dataclass
-class FakeGemini:
+class FakeGemini(ThreadedServer):
     """Runs the server on 127.0.0.1 in a thread; ``requests`` records what arrived."""
 
     requests: list[Recorded] = field(default_factory=list)
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         """The base URL (without ``/v1beta``) VaultGate and the SDK point at."""
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeGemini:
-        """Start serving; returns when the port is bound."""
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Gemini did not start")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the thread."""
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-        if self._loop:
-            self._loop.close()
 
     def received(self, model: str) -> Recorded:
         """The one request made for the (tagged) model name."""
@@ -98,17 +75,9 @@ class FakeGemini:
         assert len(matches) == 1, f"{len(matches)} requests for {model}"
         return matches[0]
 
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
+        """The provider's endpoints."""
         app.router.add_post("/v1beta/models/{target}", self._generate)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = int(self._runner.addresses[0][1])
-        ready.set()
-        self._loop.run_forever()
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")

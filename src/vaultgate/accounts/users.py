@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vaultgate.accounts.passwords import hash_password
+from vaultgate.accounts.passwords import hash_password, verify_password
 from vaultgate.billing.ledger import GRANT, open_balance, post_entry
 from vaultgate.errors import InvalidRequest
 from vaultgate.storage.tables import users
@@ -167,3 +168,20 @@ async def update_user(
     if found is None:
         raise InvalidRequest("no such user")
     return found
+
+
+# Checked against when the email is unknown, so both cases take the same time.
+_DUMMY_PASSWORD_HASH = hash_password("not-a-real-password")
+
+
+async def check_password(engine: AsyncEngine, email: str, password: str) -> User | None:
+    """The active account whose password this is, or None (unknown email included).
+
+    The memory-hard hash runs in a thread so the event loop keeps serving meanwhile.
+    """
+    found = await password_hash_of(engine, email)
+    stored = found[1] if found else _DUMMY_PASSWORD_HASH
+    valid = await asyncio.to_thread(verify_password, stored, password)
+    if found is None or not valid or not found[0].is_active:
+        return None
+    return found[0]

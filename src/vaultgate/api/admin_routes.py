@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
@@ -12,27 +10,13 @@ from vaultgate.api.auth_routes import user_out
 from vaultgate.api.deps import AdminDep, api_state
 from vaultgate.api.schemas import BalanceOut, CodesBody, CreditBody, UserOut
 from vaultgate.billing.ledger import GRANT, balance_of, credit
-from vaultgate.billing.pricing import format_micros, parse_price
+from vaultgate.billing.pricing import format_micros, parse_amount
 from vaultgate.billing.redeem import create_codes
-from vaultgate.errors import ConfigError, InvalidRequest, NotFound
+from vaultgate.errors import NotFound
 from vaultgate.routing.router import deployment_id
 from vaultgate.storage.tables import users
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-PLAIN_AMOUNT = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})?$")
-
-
-def _amount(text: str) -> int:
-    if not PLAIN_AMOUNT.match(text.strip()):
-        raise InvalidRequest("amount must be a plain decimal such as 25 or 0.50", param="amount")
-    try:
-        micros = parse_price(text, where="amount")
-    except ConfigError as exc:
-        raise InvalidRequest(str(exc), param="amount") from None
-    if micros <= 0:
-        raise InvalidRequest("amount must be positive", param="amount")
-    return micros
 
 
 @router.get("/users")
@@ -57,7 +41,7 @@ async def grant_credit(body: CreditBody, request: Request, admin: AdminDep) -> B
         state.engine,
         user_id=target.id,
         kind=GRANT,
-        amount_micros=_amount(body.amount),
+        amount_micros=parse_amount(body.amount),
         note=body.note or "admin grant",
         actor_id=admin.user.id,
     )
@@ -71,7 +55,7 @@ async def make_codes(body: CodesBody, request: Request, admin: AdminDep) -> dict
     codes = await create_codes(
         api_state(request).engine,
         count=body.count,
-        amount_micros=_amount(body.amount),
+        amount_micros=parse_amount(body.amount),
         created_by=admin.user.id,
     )
     return {"codes": codes, "amount": body.amount}

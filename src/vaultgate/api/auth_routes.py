@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from fastapi import APIRouter, Request, Response
 
-from vaultgate.accounts.passwords import hash_password, verify_password
 from vaultgate.accounts.sessions import (
     SESSION_LIFETIME,
     find_session,
@@ -15,7 +13,12 @@ from vaultgate.accounts.sessions import (
     revoke_all_sessions,
     revoke_session,
 )
-from vaultgate.accounts.users import User, create_user, password_hash_of, update_user
+from vaultgate.accounts.users import (
+    User,
+    check_password,
+    create_user,
+    update_user,
+)
 from vaultgate.api.deps import SESSION_COOKIE, CallerDep, api_state
 from vaultgate.api.schemas import LoginBody, ProfileBody, RegisterBody, SessionOut, UserOut
 from vaultgate.api.state import ApiState
@@ -26,8 +29,6 @@ profile_router = APIRouter(tags=["accounts"])
 
 LOGIN_ATTEMPTS_PER_ACCOUNT = 10
 LOGIN_ATTEMPTS_PER_ADDRESS = 30
-# Verified against when the email is unknown, so both cases take the same time.
-DUMMY_PASSWORD_HASH = hash_password("not-a-real-password")
 
 
 def user_out(user: User) -> UserOut:
@@ -94,12 +95,10 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
         state, f"login:ip:{_client_address(request)}", LOGIN_ATTEMPTS_PER_ADDRESS, marker
     )
     await _throttle(state, f"login:acct:{email}", LOGIN_ATTEMPTS_PER_ACCOUNT, marker)
-    found = await password_hash_of(state.engine, email)
-    stored = found[1] if found else DUMMY_PASSWORD_HASH
-    valid = await asyncio.to_thread(verify_password, stored, body.password)
-    if found is None or not valid or not found[0].is_active:
+    user = await check_password(state.engine, email, body.password)
+    if user is None:
         raise AuthenticationFailed("wrong email or password", code="invalid_credentials")
-    return await _start_session(request, response, found[0])
+    return await _start_session(request, response, user)
 
 
 @router.post("/logout", status_code=204)
@@ -137,9 +136,8 @@ async def update_me(
     """
     state = api_state(request)
     if body.email is not None or body.password is not None:
-        found = await password_hash_of(state.engine, caller.user.email)
         current = body.current_password or ""
-        if found is None or not await asyncio.to_thread(verify_password, found[1], current):
+        if await check_password(state.engine, caller.user.email, current) is None:
             raise InvalidRequest("the current password is wrong", param="current_password")
     user = await update_user(
         state.engine,

@@ -7,11 +7,12 @@ next micro. Image prices are per image, keyed by ``size`` or ``size/quality``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from vaultgate.errors import ConfigError
+from vaultgate.errors import ConfigError, InvalidRequest
 from vaultgate.providers.base import Usage
 
 MICROS_PER_UNIT = 1_000_000
@@ -33,6 +34,23 @@ def parse_price(value: object, *, where: str) -> int:
     if micros < 0 or micros != micros.to_integral_value():
         raise ConfigError(f"{where}: {value!r} must be non-negative with at most 6 decimals")
     return int(micros)
+
+
+PLAIN_AMOUNT = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,6})?$")
+
+
+def parse_amount(text: str) -> int:
+    """A positive USD amount typed by a person ("25", "0.50") in micros; 400 otherwise.
+
+    Only plain decimals are taken: "1e3" or "-5" are refused rather than read literally.
+    """
+    text = text.strip()
+    if not PLAIN_AMOUNT.match(text):
+        raise InvalidRequest("amount must be a plain decimal such as 25 or 0.50", param="amount")
+    micros = parse_price(text, where="amount")
+    if micros <= 0:
+        raise InvalidRequest("amount must be positive", param="amount")
+    return micros
 
 
 def format_micros(micros: int) -> str:

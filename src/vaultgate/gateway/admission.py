@@ -114,7 +114,12 @@ async def admit_chat(
 ) -> Admission:
     """Rate limits, then the hold for a chat request."""
     completion = completion_token_bound(body, model)
-    requested = estimate_prompt_tokens(body["messages"], body.get("tools")) + completion
+    # The token estimate is only needed by a tokens-per-minute limit.
+    requested = (
+        estimate_prompt_tokens(body["messages"], body.get("tools")) + completion
+        if key.tpm_limit
+        else 0
+    )
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=requested)
     prompt = prompt_token_bound(body)
     amount = model.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=completion))

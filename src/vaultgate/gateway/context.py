@@ -31,7 +31,7 @@ from vaultgate.errors import (
 )
 from vaultgate.gateway.image_store import ImageStore
 from vaultgate.limits.base import SlidingWindowLimiter
-from vaultgate.log import log_access
+from vaultgate.log import access_log_enabled, log_access
 from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
@@ -206,7 +206,9 @@ class RequestTrace:
             attempts=self.attempts,
             error=message,
         )
-        writer.record(FinishedRequest(entry, self.hold, tokens_used, dict(self.prices or {})))
+        writer.record(FinishedRequest(entry, self.hold, tokens_used, self.prices or {}))
+        if not access_log_enabled():
+            return
         log_access(
             {
                 "request_id": self.request_id,

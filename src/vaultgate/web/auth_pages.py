@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vaultgate.accounts.passwords import verify_password
 from vaultgate.accounts.sessions import SESSION_LIFETIME, open_session, revoke_session
-from vaultgate.accounts.users import User, create_user, password_hash_of
-from vaultgate.api.auth_routes import DUMMY_PASSWORD_HASH
+from vaultgate.accounts.users import User, check_password, create_user
 from vaultgate.api.deps import SESSION_COOKIE
 from vaultgate.errors import VaultGateError
 from vaultgate.web.render import page, safe_next
@@ -66,17 +63,15 @@ async def signin(request: Request) -> Response:
             status=429,
         )
     state: WebState = request.app.state.web
-    found = await password_hash_of(state.engine, email)
-    stored = found[1] if found else DUMMY_PASSWORD_HASH
-    valid = await asyncio.to_thread(verify_password, stored, password)
-    if found is None or not valid or not found[0].is_active:
+    user = await check_password(state.engine, email, password)
+    if user is None:
         return page(
             request,
             "signin.html",
             {"next": target, "email": email, "error": "Wrong email or password."},
             status=401,
         )
-    return await _signed_in_redirect(request, found[0], target)
+    return await _signed_in_redirect(request, user, target)
 
 
 async def signup(request: Request) -> Response:

@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from vaultgate.accounts.users import find_user_by_email
 from vaultgate.billing.ledger import GRANT, balance_of, credit, history
-from vaultgate.billing.pricing import parse_price
+from vaultgate.billing.pricing import parse_amount
 from vaultgate.billing.redeem import create_codes, redeem
-from vaultgate.errors import ConfigError, InvalidRequest, VaultGateError
+from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.storage.tables import ledger_entries
 from vaultgate.web.render import page, usd
 from vaultgate.web.security import PageSession
@@ -39,16 +39,6 @@ async def _running_totals(state: WebState, user_id: int, entries: list[Any]) -> 
     return totals
 
 
-def _amount(raw: str) -> int:
-    try:
-        micros = parse_price(raw.strip(), where="amount")
-    except ConfigError:
-        raise InvalidRequest("amount must be a plain decimal such as 25 or 0.50") from None
-    if micros <= 0:
-        raise InvalidRequest("amount must be positive")
-    return micros
-
-
 async def _act(request: Request, signed_in: PageSession) -> str:
     """Carry out the posted form; return the message to show."""
     state: WebState = request.app.state.web
@@ -62,7 +52,7 @@ async def _act(request: Request, signed_in: PageSession) -> str:
         target = await find_user_by_email(state.engine, str(form.get("email") or ""))
         if target is None:
             raise InvalidRequest("no user with that email")
-        micros = _amount(str(form.get("amount") or ""))
+        micros = parse_amount(str(form.get("amount") or ""))
         await credit(
             state.engine,
             user_id=target.id,
@@ -77,7 +67,7 @@ async def _act(request: Request, signed_in: PageSession) -> str:
         codes = await create_codes(
             state.engine,
             count=count,
-            amount_micros=_amount(str(form.get("amount") or "")),
+            amount_micros=parse_amount(str(form.get("amount") or "")),
             created_by=user.id,
         )
         request.state.codes = codes

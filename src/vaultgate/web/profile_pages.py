@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vaultgate.accounts.passwords import verify_password
 from vaultgate.accounts.sessions import revoke_all_sessions
-from vaultgate.accounts.users import password_hash_of, update_user
+from vaultgate.accounts.users import check_password, update_user
 from vaultgate.api.deps import SESSION_COOKIE
 from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.web.render import page
@@ -34,9 +31,8 @@ async def profile_page(request: Request, signed_in: PageSession) -> Response:
     password = str(form.get("password") or "") or None
     try:
         if (email and email.lower() != user.email) or password:
-            found = await password_hash_of(state.engine, user.email)
             current = str(form.get("current_password") or "")
-            if found is None or not await asyncio.to_thread(verify_password, found[1], current):
+            if await check_password(state.engine, user.email, current) is None:
                 raise InvalidRequest(
                     "Your current password is needed to change the email "
                     "or password, and it was wrong."
