@@ -167,7 +167,11 @@ def count_log_rows(database_url: str, request_ids: Sequence[str]) -> int:
 def new_key(database_url: str, **key_options: object) -> tuple[str, int, int]:
     """A key for a new user of ``database_url``; returns the key, its id and the user's id."""
     email = f"u{uuid.uuid4().hex[:12]}@example.com"
-    user, key, key_id = make_user_and_key(database_url, email=email, **key_options)  # type: ignore[arg-type]
+    user, key, key_id = make_user_and_key(
+        database_url,
+        email=email,
+        **key_options,  # type: ignore[arg-type]
+    )
     return key, key_id, user.id
 
 

@@ -56,7 +56,9 @@ def test_cli_created_user_and_key_work_with_sdk(tmp_path: Path, database_url: st
     key = lines[-1]
     assert KEY_PATTERN.match(key)
     assert key not in "\n".join(lines[:-1])
-    key_id = int(re.search(r"created key (\d+)", keyed.stdout).group(1))  # type: ignore[union-attr]
+    found = re.search(r"created key (\d+)", keyed.stdout)
+    assert found
+    key_id = int(found.group(1))
     row = _key_row(database_url, key_id)
     assert (row["rpm_limit"], row["token_quota"]) == (120, 500000)
     assert key not in str(row)

@@ -16,7 +16,11 @@ PROMPT = [{"role": "user", "content": "hi"}]
 
 
 def _chat(sdk: openai.OpenAI, model: str, **extra: Any) -> Any:
-    return sdk.chat.completions.create(model=model, messages=PROMPT, **extra)  # type: ignore[arg-type]
+    return sdk.chat.completions.create(
+        model=model,
+        messages=PROMPT,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def test_errors_unknown_key_raises_authentication_error(shared: Gateway) -> None:

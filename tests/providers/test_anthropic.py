@@ -605,7 +605,9 @@ def test_sdk_create_parses_fake_error_body(
         sdk.messages.create(**_sdk_request(f"error-{status}"))
 
     assert caught.value.status_code == status
-    assert caught.value.body["error"]["message"] == f"fake Anthropic error {status}"  # type: ignore[index]
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["error"]["message"] == f"fake Anthropic error {status}"
 
 
 def test_sdk_stream_raises_on_fake_error_event(sdk: anthropic.Anthropic) -> None:

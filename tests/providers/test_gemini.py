@@ -715,8 +715,9 @@ async def test_chat_request_matches_sdk_request_for_same_intent(
         frequency_penalty=0.2, response_mime_type="application/json", response_schema=schema,
         tools=[genai_types.Tool(function_declarations=[genai_types.FunctionDeclaration(
             name="get_weather", description="Weather.", parameters=schema)])],
-        tool_config=genai_types.ToolConfig(function_calling_config=genai_types.FunctionCallingConfig(
-            mode=genai_types.FunctionCallingConfigMode.AUTO)),
+        tool_config=genai_types.ToolConfig(
+            function_calling_config=genai_types.FunctionCallingConfig(
+                mode=genai_types.FunctionCallingConfigMode.AUTO)),
         thinking_config=genai_types.ThinkingConfig(thinking_level=genai_types.ThinkingLevel.HIGH),
     )  # fmt: skip
 

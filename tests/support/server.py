@@ -110,7 +110,12 @@ def make_user_and_key(
                 password="correct horse battery",
                 starter_credit_micros=credit_micros,
             )
-            key, record = await create_key(engine, user_id=user.id, name="test", **key_options)  # type: ignore[arg-type]
+            key, record = await create_key(
+                engine,
+                user_id=user.id,
+                name="test",
+                **key_options,  # type: ignore[arg-type]
+            )
             return user, key, record.id
         finally:
             await engine.dispose()
