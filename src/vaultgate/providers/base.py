@@ -32,6 +32,15 @@ class ProviderConfig:
     display_name: str = ""
     drop_params: tuple[str, ...] = ()
     rename_params: tuple[tuple[str, str], ...] = ()
+    # Format-specific settings (a region, an API version, a project), ``${VAR}`` filled in.
+    options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """One format-specific setting, or ``default`` when not set."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ class ProviderSpec:
     first_byte_timeout_s: float | None = None
     drop_params: tuple[str, ...] = ()
     rename_params: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,16 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
             (str(k), str(v))
             for k, v in _table(table.get("rename_params") or {}, "'rename_params'", where).items()
         ),
+        options=_options(table, where),
     )
+
+
+def _options(table: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    options = _table(table.get("options") or {}, "'options'", where)
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{where}: 'options.{key}' must be a string or a number")
+    return tuple((str(k), str(v)) for k, v in options.items())
 
 
 def is_http_url(url: str) -> bool:

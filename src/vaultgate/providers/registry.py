@@ -58,7 +58,8 @@ TEMPLATE_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def expand_base_url(template: str, environ: Mapping[str, str]) -> str | None:
-    """Fill ``${VAR}`` from the environment; None when a variable is unset or empty."""
+    """Fill ``${VAR}`` from the environment (in a base URL or an option); None when a variable
+    is unset or empty."""
     missing = [name for name in TEMPLATE_VARIABLE.findall(template) if not environ.get(name)]
     if missing:
         return None
@@ -73,6 +74,12 @@ def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderCo
     base_url = expand_base_url(spec.base_url, environ)
     if base_url is None:
         return None
+    options = []
+    for key, template in spec.options:
+        value = expand_base_url(template, environ)
+        if value is None:
+            return None
+        options.append((key, value))
     if spec.wire_format != "offline" and not is_http_url(base_url):
         log.warning(
             "provider address is not an http(s) URL; not offered",
@@ -93,6 +100,7 @@ def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderCo
         first_byte_timeout_s=spec.first_byte_timeout_s,
         drop_params=spec.drop_params,
         rename_params=spec.rename_params,
+        options=tuple(options),
         display_name=spec.display_name,
     )
 
