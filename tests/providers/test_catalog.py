@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,11 @@ def test_shipped_model_is_well_formed(model_id: str) -> None:
         assert pricing.cached_input_per_m <= pricing.input_per_m
     if entry.serves_images():
         assert pricing.images
+    if entry.type == "image":
+        assert (pricing.input_per_m, pricing.output_per_m) == (0, 0)
+    assert entry.context_window is None or entry.context_window > 0
+    if entry.context_window and entry.max_output_tokens:
+        assert entry.max_output_tokens <= entry.context_window
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED.providers))
@@ -93,6 +99,32 @@ def test_shipped_model_ids_are_unique_across_data_files() -> None:
     ]
 
     assert len(ids) == len(set(ids))
+
+
+def test_shipped_provider_names_cover_every_deployment_and_are_offered_once() -> None:
+    named = {d.provider for entry in SHIPPED.models.values() for d in entry.deployments}
+
+    assert named <= set(SHIPPED.providers)
+    assert all(name == spec.name for name, spec in SHIPPED.providers.items())
+
+
+def test_shipped_parameter_rules_are_read_from_provider_tables() -> None:
+    providers = SHIPPED.providers
+
+    assert ("temperature", 0.0, 1.0) in providers["moonshot"].clamp_params
+    assert ("temperature", 0.01, 1.0) in providers["minimax"].clamp_params
+    assert ("max_tokens", 2048) in providers["cloudflare"].default_params
+    assert ("seed", "random_seed") in providers["mistral"].rename_params
+
+
+def test_shipped_gemini_promotional_price_ends_after_2026_12_31() -> None:
+    promotion = load_catalog(None, today=date(2026, 12, 31)).models["gemini-3.8-flash-text"]
+    after = load_catalog(None, today=date(2027, 1, 1)).models["gemini-3.8-flash-text"]
+
+    assert (promotion.pricing.input_per_m, promotion.pricing.output_per_m) == (750_000, 3_750_000)
+    assert promotion.pricing.cached_input_per_m == 75_000
+    assert (after.pricing.input_per_m, after.pricing.output_per_m) == (1_500_000, 7_500_000)
+    assert after.pricing.cached_input_per_m == 1_500_000
 
 
 def test_shipped_prices_are_exact_micros() -> None:
@@ -186,6 +218,57 @@ def test_operator_provider_timeouts_and_headers_are_read(tmp_path: Path) -> None
     assert spec.headers == (("X-Org", "acme"),)
     assert spec.stream_usage is False
     assert (spec.connect_timeout_s, spec.read_timeout_s, spec.total_timeout_s) == (2, 3.5, 60)
+
+
+def test_operator_provider_parameter_rules_are_read(tmp_path: Path) -> None:
+    catalog = load_text(
+        tmp_path,
+        LOCAL_PROVIDER
+        + 'default_params = { max_tokens = 512, safe_mode = true, tier = "low" }\n'
+        + "clamp_params = { temperature = [0, 1], top_p = [0.1, 0.9] }\n",
+    )
+
+    spec = catalog.providers["local"]
+    assert spec.default_params == (("max_tokens", 512), ("safe_mode", True), ("tier", "low"))
+    assert spec.clamp_params == (("temperature", 0.0, 1.0), ("top_p", 0.1, 0.9))
+
+
+PRICE_CHANGES = """
+[[models]]
+id = "dated-text"
+provider = "local"
+pricing = { input = "1", cached_input = "0.1", output = "2" }
+
+[[models.price_changes]]
+from = 2027-01-01
+input = "3"
+output = "4"
+
+[[models.price_changes]]
+from = 2027-06-01
+input = "5"
+cached_input = "0.5"
+output = "6"
+"""
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        (date(2026, 12, 31), (1_000_000, 100_000, 2_000_000)),
+        (date(2027, 1, 1), (3_000_000, 3_000_000, 4_000_000)),
+        (date(2027, 5, 31), (3_000_000, 3_000_000, 4_000_000)),
+        (date(2027, 6, 1), (5_000_000, 500_000, 6_000_000)),
+    ],
+)
+def test_operator_model_price_changes_apply_from_their_date(
+    tmp_path: Path, today: date, expected: tuple[int, int, int]
+) -> None:
+    path = write_config(tmp_path, LOCAL_PROVIDER + PRICE_CHANGES)
+
+    pricing = load_catalog(path, today=today).models["dated-text"].pricing
+
+    assert (pricing.input_per_m, pricing.cached_input_per_m, pricing.output_per_m) == expected
 
 
 MODEL = '\n[[models]]\nprovider = "local"\n'
@@ -286,6 +369,46 @@ INVALID_CONFIGS = {
         "'created' must be an integer",
     ),
     "toml-syntax": ('[providers.local\nformat = "openai"\n', "vaultgate.toml"),
+    "default-param-not-scalar": (
+        LOCAL_PROVIDER + "default_params = { stop = [1] }\n",
+        "'default_params.stop' must be a string, number or bool",
+    ),
+    "default-params-not-table": (
+        LOCAL_PROVIDER + 'default_params = "max_tokens"\n',
+        "'default_params' must be a table",
+    ),
+    "clamp-not-pair": (
+        LOCAL_PROVIDER + "clamp_params = { temperature = [1] }\n",
+        "'clamp_params.temperature' must be [low, high]",
+    ),
+    "clamp-reversed": (
+        LOCAL_PROVIDER + "clamp_params = { temperature = [1, 0] }\n",
+        "'clamp_params.temperature' must be [low, high]",
+    ),
+    "clamp-word-bound": (
+        LOCAL_PROVIDER + 'clamp_params = { temperature = [0, "one"] }\n',
+        "'clamp_params.temperature' must be [low, high]",
+    ),
+    "price-change-without-date": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\n[[models.price_changes]]\ninput = "1"\n',
+        "a price change needs 'from' as a date",
+    ),
+    "price-change-with-datetime": (
+        LOCAL_PROVIDER
+        + MODEL
+        + 'id = "x-text"\n[[models.price_changes]]\nfrom = 2027-01-01T00:00:00\n',
+        "a price change needs 'from' as a date",
+    ),
+    "price-changes-not-array": (
+        LOCAL_PROVIDER + MODEL + 'id = "x-text"\nprice_changes = "soon"\n',
+        "'price_changes' must be an array of tables",
+    ),
+    "price-change-bad-price": (
+        LOCAL_PROVIDER
+        + MODEL
+        + 'id = "x-text"\n[[models.price_changes]]\nfrom = 2020-01-01\ninput = "cheap"\n',
+        "not a number",
+    ),
 }
 
 

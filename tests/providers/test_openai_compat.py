@@ -437,3 +437,90 @@ async def test_stream_error_event_echoing_key_never_leaks_it(
 
 async def test_provider_config_repr_hides_key(adapter: OpenAICompatibleAdapter) -> None:
     assert FAKE_UPSTREAM_KEY not in repr(adapter.config)
+
+
+# Provider parameter rules: defaults and clamps given as data.
+
+
+def ruled_adapter(
+    http: HttpClient, fake_upstream: FakeOpenAI, **rules: Any
+) -> OpenAICompatibleAdapter:
+    """An adapter on the fake upstream whose config carries ``rules`` (default_params, ...)."""
+    config = ProviderConfig(
+        name="fake",
+        wire_format="openai",
+        base_url=fake_upstream.base_url,
+        api_key=FAKE_UPSTREAM_KEY,
+        **rules,
+    )
+    return OpenAICompatibleAdapter(config, http)
+
+
+async def test_chat_request_missing_params_get_provider_defaults(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    adapter = ruled_adapter(
+        http, fake_upstream, default_params=(("max_tokens", 2048), ("top_k", 40))
+    )
+    call = make_call(adapter, "plain")
+
+    await adapter.chat(call)
+
+    sent = received(fake_upstream, call)
+    assert (sent.body["max_tokens"], sent.body["top_k"]) == (2048, 40)
+    assert "max_tokens" not in call.body
+
+
+async def test_chat_request_client_values_win_over_provider_defaults(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    adapter = ruled_adapter(
+        http, fake_upstream, default_params=(("max_tokens", 2048), ("top_k", 40))
+    )
+    explicit = make_call(adapter, "plain", max_tokens=10, top_k=5)
+    newer_name = make_call(adapter, "plain", max_completion_tokens=10)
+
+    await adapter.chat(explicit)
+    await adapter.chat(newer_name)
+
+    sent = received(fake_upstream, explicit)
+    assert (sent.body["max_tokens"], sent.body["top_k"]) == (10, 5)
+    other = received(fake_upstream, newer_name)
+    assert other.body["max_completion_tokens"] == 10
+    assert "max_tokens" not in other.body
+
+
+async def test_chat_request_numbers_outside_provider_range_are_clamped(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    adapter = ruled_adapter(
+        http, fake_upstream, clamp_params=(("temperature", 0.01, 1.0), ("top_p", 0.0, 1.0))
+    )
+    high = make_call(adapter, "plain", temperature=1.7, top_p=0.5)
+    low = make_call(adapter, "plain", temperature=0)
+
+    await adapter.chat(high)
+    await adapter.chat(low)
+
+    sent = received(fake_upstream, high)
+    assert (sent.body["temperature"], sent.body["top_p"]) == (1.0, 0.5)
+    assert received(fake_upstream, low).body["temperature"] == 0.01
+
+
+async def test_chat_request_rename_applies_before_defaults_and_clamps(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    adapter = ruled_adapter(
+        http,
+        fake_upstream,
+        rename_params=(("max_completion_tokens", "max_tokens"),),
+        default_params=(("max_tokens", 2048),),
+        clamp_params=(("max_tokens", 1, 100),),
+    )
+    call = make_call(adapter, "plain", max_completion_tokens=500)
+
+    await adapter.chat(call)
+
+    sent = received(fake_upstream, call)
+    assert sent.body["max_tokens"] == 100
+    assert "max_completion_tokens" not in sent.body

@@ -11,7 +11,12 @@ from vaultgate.providers.catalog import CatalogData, load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
-from vaultgate.providers.registry import Registry, expand_base_url, resolve_config
+from vaultgate.providers.registry import (
+    TEMPLATE_VARIABLE,
+    Registry,
+    expand_base_url,
+    resolve_config,
+)
 
 OPERATOR = """
 [providers.local]
@@ -143,3 +148,31 @@ def test_registry_local_server_offered_only_when_its_address_is_set() -> None:
     assert config.base_url == "http://127.0.0.1:11434/v1"
     assert config.api_key is None
     assert resolve_config(ollama, {"OLLAMA_BASE_URL": "not a url"}) is None
+
+
+def credentials_for_every_provider(catalog: CatalogData) -> dict[str, str]:
+    """A fake credential for every key variable, a local address for every variable a base
+    URL starts with (it is the server's address), a fake value for every other variable."""
+    environ: dict[str, str] = {}
+    for spec in catalog.providers.values():
+        if spec.api_key_env:
+            environ[spec.api_key_env] = "test-credential"
+        templates = [spec.base_url, *(value for _, value in spec.options)]
+        for template in templates:
+            for name in TEMPLATE_VARIABLE.findall(template):
+                is_address = template.startswith("${" + name + "}")
+                environ[name] = "http://127.0.0.1:9" if is_address else "test-value"
+    return environ
+
+
+def test_registry_with_every_credential_offers_every_shipped_provider_and_model() -> None:
+    catalog = load_catalog(None)
+
+    registry = build(catalog, credentials_for_every_provider(catalog))
+
+    assert set(registry.providers) == set(catalog.providers)
+    assert set(registry.models) == set(catalog.models)
+    # The shipped catalog as of this writing: 34 providers and 38 models; adapters still
+    # being written add more, so these are floors.
+    assert len(registry.providers) >= 34
+    assert len(registry.models) >= 38

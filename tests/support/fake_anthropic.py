@@ -3,21 +3,27 @@ end-to-end tests. It checks requests as strictly as Anthropic documents them (``
 required, user and assistant turns alternating, only those two roles) and answers 400 with
 Anthropic's error body when they break a rule.
 
-The upstream model name selects the answer:
+The upstream model name selects the answer; anything after a ``~`` is ignored, so tests
+can tag requests (``plain~<uuid>``):
 
 - ``plain``: one text block, ``end_turn``.
 - ``tool``: a text block and one ``tool_use`` block, ``tool_use``.
 - ``parallel-tools``: two ``tool_use`` blocks, ``tool_use``.
 - ``stop-sequence``: stops on the request's first stop sequence, ``stop_sequence``.
 - ``length``: cut by ``max_tokens``.
-- ``refusal``: ``refusal``.
+- ``json``: a JSON object as text.
+- ``image-input``: answers only when an image block arrived (400 otherwise).
+- ``refusal``, ``content-filter``: ``refusal``.
 - ``cached``: usage with cache reads and cache writes.
-- ``error-<status>``: that HTTP status with Anthropic's error body (``retry-after`` on 429).
+- ``error-<status>``: that HTTP status with Anthropic's error body (``retry-after`` and the
+  ``anthropic-ratelimit-*`` headers on 429).
 - ``stream-error``: streams a text delta, then an ``overloaded_error`` event.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +35,19 @@ from tests.support.threaded_server import ThreadedServer
 REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "."]
 TOOL_INPUT = {"city": "Paris", "unit": "celsius"}
 SECOND_TOOL_INPUT = {"city": "Tokyo", "unit": "celsius"}
+JSON_REPLY = {"answer": "Paris"}
+# https://docs.anthropic.com/en/api/messages (image source ``media_type``)
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# https://docs.anthropic.com/en/api/rate-limits#response-headers
+RATE_LIMIT_HEADERS = {
+    "retry-after": "7",
+    "anthropic-ratelimit-requests-limit": "50",
+    "anthropic-ratelimit-requests-remaining": "0",
+    "anthropic-ratelimit-requests-reset": "2030-01-01T00:00:07Z",
+    "anthropic-ratelimit-tokens-limit": "40000",
+    "anthropic-ratelimit-tokens-remaining": "39000",
+    "anthropic-ratelimit-tokens-reset": "2030-01-01T00:00:01Z",
+}
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -91,8 +110,10 @@ def script_for(model: str, body: dict[str, Any]) -> Script:
         return Script([{"type": "text", "text": "Hello"}], "stop_sequence", stop)
     if model == "length":
         return Script([{"type": "text", "text": "Hello from"}], "max_tokens")
-    if model == "refusal":
+    if model in ("refusal", "content-filter"):
         return Script([], "refusal")
+    if model == "json":
+        return Script([{"type": "text", "text": json.dumps(JSON_REPLY)}], "end_turn")
     if model == "cached":
         return Script([text], "end_turn", usage=dict(CACHED_USAGE))
     return Script([text], "end_turn")
@@ -119,11 +140,62 @@ def request_problem(body: dict[str, Any]) -> str | None:
         if index and messages[index - 1]["role"] == message["role"]:
             return "messages: roles must alternate between 'user' and 'assistant'"
         content = message.get("content")
-        if isinstance(content, list) and any(
-            block.get("type") == "text" and not block.get("text") for block in content
-        ):
+        blocks = content if isinstance(content, list) else []
+        if any(block.get("type") == "text" and not block.get("text") for block in blocks):
             return f"messages.{index}: text content blocks must be non-empty"
+        problem = _image_problem(blocks, index) or _tool_result_problem(messages, index)
+        if problem is not None:
+            return problem
     return None
+
+
+def _image_problem(blocks: list[Any], index: int) -> str | None:
+    for block in blocks:
+        if block.get("type") != "image":
+            continue
+        source = block.get("source") or {}
+        if source.get("type") == "base64":
+            if source.get("media_type") not in IMAGE_TYPES:
+                return f"messages.{index}: image media_type must be one of {sorted(IMAGE_TYPES)}"
+            try:
+                base64.b64decode(source.get("data", ""), validate=True)
+            except (binascii.Error, ValueError):
+                return f"messages.{index}: image data is not valid base64"
+        elif source.get("type") != "url":
+            return f"messages.{index}: image source type must be 'base64' or 'url'"
+    return None
+
+
+def _tool_result_problem(messages: list[Any], index: int) -> str | None:
+    """Tool results answer tool_use blocks of the turn just before, and come first
+    (https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use)."""
+    content = messages[index].get("content")
+    blocks = content if isinstance(content, list) else []
+    kinds = [block.get("type") for block in blocks]
+    if "tool_result" not in kinds:
+        return None
+    if "text" in kinds and kinds.index("text") < kinds.index("tool_result"):
+        return f"messages.{index}: tool_result blocks must come before any text"
+    previous = messages[index - 1].get("content") if index else None
+    uses = {
+        b.get("id") for b in previous or () if isinstance(b, dict) and b.get("type") == "tool_use"
+    }
+    for block in blocks:
+        if block.get("type") == "tool_result" and block.get("tool_use_id") not in uses:
+            return (
+                f"messages.{index}: unexpected tool_use_id found in tool_result blocks: "
+                f"{block.get('tool_use_id')}"
+            )
+    return None
+
+
+def _has_image(body: dict[str, Any]) -> bool:
+    return any(
+        block.get("type") == "image"
+        for message in body.get("messages") or ()
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+    )
 
 
 @dataclass
@@ -146,15 +218,18 @@ class FakeAnthropic(ThreadedServer):
         headers = {name.lower(): value for name, value in request.headers.items()}
         self.requests.append(Recorded(request.path, headers, body))
         model = str(body.get("model", "plain"))
-        if model.startswith("error-"):
-            status = int(model.split("-")[1])
-            retry = {"retry-after": "7"} if status == 429 else None
+        behaviour = model.split("~")[0]
+        if behaviour.startswith("error-"):
+            status = int(behaviour.split("-")[1])
+            retry = RATE_LIMIT_HEADERS if status == 429 else None
             payload = error_body(status, f"fake Anthropic error {status}")
             return web.json_response(payload, status=status, headers=retry)
         problem = request_problem(body)
+        if behaviour == "image-input" and not _has_image(body):
+            problem = "image-input expects an image content block"
         if problem is not None:
             return web.json_response(error_body(400, problem), status=400)
-        script = script_for(model, body)
+        script = script_for(behaviour, body)
         if body.get("stream"):
             return await _stream(request, model, script)
         return web.json_response(_message(model, script))
@@ -183,7 +258,7 @@ def stream_events(model: str, script: Script) -> list[tuple[str, dict[str, Any]]
     events.append(("ping", {"type": "ping"}))
     for index, block in enumerate(script.blocks):
         events += _block_events(index, block)
-        if model == "stream-error":
+        if model.split("~")[0] == "stream-error":
             error = error_body(529, "Overloaded")
             return [*events, ("error", error)]
     delta = {"stop_reason": script.stop_reason, "stop_sequence": script.stop_sequence}

@@ -1,14 +1,21 @@
 """A real HTTP server speaking the Gemini API's ``generateContent`` wire format.
 
-It answers ``POST /v1beta/models/{model}:generateContent`` with a ``GenerateContentResponse``
+It checks what the API rejects (roles other than ``user``/``model``, function responses
+that do not match the function calls of the turn before) with Google's 400 error body, and
+answers ``POST /v1beta/models/{model}:generateContent`` with a ``GenerateContentResponse``
 and ``:streamGenerateContent?alt=sse`` with SSE events of the same shape, field names as in
 https://ai.google.dev/api/generate-content. The model name selects the behaviour; anything
 after a ``~`` is ignored, so tests can tag requests (``plain~<uuid>``):
 
-- ``plain``: text in three stream events, the last with STOP and usage.
-- ``tools``: two parallel function calls (one per stream event), STOP.
+- ``plain``: text in three stream events, the last with STOP and usage; one candidate per
+  ``generationConfig.candidateCount``.
+- ``tool``: one function call, STOP.
+- ``tools``, ``parallel-tools``: two parallel function calls (one per stream event), STOP.
+- ``stop-sequence``: text that stopped before the request's stop sequence, STOP.
 - ``length``: text cut by MAX_TOKENS.
-- ``safety``: a candidate stopped by SAFETY, without content.
+- ``json``: a JSON object as text.
+- ``image-input``: answers only when an ``inlineData`` or ``fileData`` part arrived.
+- ``safety``, ``content-filter``: a candidate stopped by SAFETY, without content.
 - ``blocked``: no candidates, ``promptFeedback.blockReason`` SAFETY.
 - ``thinking``: a thought part, text, and usage with cached and thoughts tokens.
 - ``two``: two candidates (as for ``candidateCount: 2``).
@@ -41,6 +48,7 @@ THINKING_USAGE = {
     "thoughtsTokenCount": 30,
     "totalTokenCount": 157,
 }
+JSON_REPLY = {"answer": "Paris"}
 CALLS = [
     {"name": "get_weather", "args": {"city": "Paris"}},
     {"name": "get_time", "args": {"city": "Paris", "utc": True}},
@@ -88,7 +96,11 @@ class FakeGemini(ThreadedServer):
         early = _error_answer(behaviour, headers.get("x-goog-api-key", ""))
         if early is not None:
             return early
-        events = _events(behaviour)
+        problem = request_problem(body, behaviour)
+        if problem is not None:
+            return _error(400, problem)
+        count = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
+        events = _events(behaviour, count)
         if method == "generateContent":
             return web.json_response(_merge(events))
         if method != "streamGenerateContent" or request.query.get("alt") != "sse":
@@ -133,6 +145,36 @@ def _error_answer(behaviour: str, key: str) -> web.Response | None:
     return None
 
 
+def _parts(content: Any) -> list[Any]:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return parts if isinstance(parts, list) else []
+
+
+def request_problem(body: dict[str, Any], behaviour: str) -> str | None:
+    """What the Gemini API would reject in a request body, or None."""
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        return "* GenerateContentRequest.contents: contents is not specified"
+    for index, content in enumerate(contents):
+        if content.get("role") not in ("user", "model"):
+            return f"Please use a valid role: user, model (contents[{index}])"
+        responses = [p for p in _parts(content) if "functionResponse" in p]
+        if not responses:
+            continue
+        previous = _parts(contents[index - 1]) if index else []
+        calls = [p["functionCall"].get("name") for p in previous if "functionCall" in p]
+        names = [p["functionResponse"].get("name") for p in responses]
+        if sorted(names) != sorted(calls):
+            return (
+                "Please ensure that the number of function response parts is equal to the "
+                "number of function call parts of the function call turn."
+            )
+    media = [p for c in contents for p in _parts(c) if "inlineData" in p or "fileData" in p]
+    if behaviour == "image-input" and not media:
+        return "image-input expects an inlineData or fileData part"
+    return None
+
+
 def _candidate(parts: list[Any] | None, finish: str | None = None, index: int = 0) -> Any:
     candidate: dict[str, Any] = {"index": index}
     if parts is not None:
@@ -153,16 +195,23 @@ def _response(*candidates: Any, usage: Any = None) -> dict[str, Any]:
     return response
 
 
-def _events(behaviour: str) -> list[dict[str, Any]]:
+def _events(behaviour: str, count: int = 1) -> list[dict[str, Any]]:
     """The stream events of a behaviour; a plain answer is their merge."""
     text = [_response(_candidate([{"text": word}])) for word in REPLY[:-1]]
     last = {"text": REPLY[-1]}
-    if behaviour == "tools":
+    if behaviour == "tool":
+        return [_response(_candidate([{"functionCall": CALLS[0]}], "STOP"), usage=USAGE)]
+    if behaviour in ("tools", "parallel-tools"):
         first = _response(_candidate([{"functionCall": CALLS[0]}]))
         return [first, _response(_candidate([{"functionCall": CALLS[1]}], "STOP"), usage=USAGE)]
     if behaviour == "length":
         return [*text, _response(_candidate([last], "MAX_TOKENS"), usage=USAGE)]
-    if behaviour == "safety":
+    if behaviour == "stop-sequence":
+        return [_response(_candidate([{"text": "Hello"}], "STOP"), usage=USAGE)]
+    if behaviour == "json":
+        answer = [{"text": json.dumps(JSON_REPLY)}]
+        return [_response(_candidate(answer, "STOP"), usage=USAGE)]
+    if behaviour in ("safety", "content-filter"):
         return [_response(_candidate(None, "SAFETY"), usage=USAGE)]
     if behaviour == "blocked":
         feedback = {"blockReason": "SAFETY", "safetyRatings": []}
@@ -176,7 +225,21 @@ def _events(behaviour: str) -> list[dict[str, Any]]:
         return [_response(first, _candidate([{"text": "Second."}], "STOP", 1), usage=USAGE)]
     if behaviour == "stream-error":
         return text[:1]
+    if count > 1:
+        return _several(count)
     return [*text, _response(_candidate([last], "STOP"), usage=USAGE)]
+
+
+def _several(count: int) -> list[dict[str, Any]]:
+    """The plain answer for ``candidateCount`` above 1: each event carries every candidate."""
+    events = [
+        _response(*(_candidate([{"text": word}], index=i) for i in range(count)))
+        for word in REPLY[:-1]
+    ]
+    last = [_candidate([{"text": REPLY[-1]}], "STOP", i) for i in range(count)]
+    usage = {**USAGE, "candidatesTokenCount": USAGE["candidatesTokenCount"] * count}
+    usage["totalTokenCount"] = usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    return [*events, _response(*last, usage=usage)]
 
 
 def _merge(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import Table, insert
 
 from vaultgate.accounts.users import create_user
 from vaultgate.storage.database import create_engine
-from vaultgate.storage.tables import request_logs
+from vaultgate.storage.log_rows import insert_log_rows
 
 PASSWORD = "correct horse battery"
 ADMIN_EMAIL = "boss@example.com"
@@ -105,8 +105,17 @@ def insert_rows(database_url: str, table: Table, rows: Iterable[dict[str, Any]])
 
 
 def insert_logs(database_url: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Write request_logs rows straight into the database."""
-    insert_rows(database_url, request_logs, rows)
+    """Write request_logs rows straight into the database, with their usage rollups."""
+
+    async def run() -> None:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                await insert_log_rows(conn, list(rows))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def query(database_url: str, statement: Any) -> list[Any]:

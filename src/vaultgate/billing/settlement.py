@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vaultgate.billing.ledger import CHARGE
 from vaultgate.billing.reservations import Hold
+from vaultgate.storage.log_rows import insert_log_rows
 from vaultgate.storage.tables import api_keys, balances, ledger_entries, request_logs, reservations
 
 log = logging.getLogger("vaultgate.billing")
@@ -140,7 +141,9 @@ async def _apply(conn: AsyncConnection, batch: Sequence[FinishedRequest]) -> Non
     Refunds and token counts are summed per account and per key first, so a batch costs a
     handful of statements however many requests it settles.
     """
-    await conn.execute(insert(request_logs), [item.entry.row() for item in batch])
+    # The hourly usage rollups are updated here too; their rows are locked before any key
+    # or balance, in one order, so batches never deadlock on them either.
+    await insert_log_rows(conn, [item.entry.row() for item in batch])
     held = [item for item in batch if item.hold is not None]
     charges = [_charge_row(item) for item in batch if item.entry.charged_micros > 0]
     if charges:

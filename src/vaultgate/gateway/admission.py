@@ -3,7 +3,8 @@
 The hold is an upper bound, so the actual charge can never exceed it: prompt tokens are
 bounded by the prompt's UTF-8 bytes (a byte-level tokenizer never makes more tokens than
 bytes) plus per-message overhead, and completion tokens by ``max_tokens`` (or the model's
-output limit) for each of the ``n`` choices.
+output limit). Both count once for each of the ``n`` choices: a provider that answers one
+choice per request is sent the prompt ``n`` times, and bills it each time.
 """
 
 from __future__ import annotations
@@ -114,14 +115,15 @@ async def admit_chat(
 ) -> Admission:
     """Rate limits, then the hold for a chat request."""
     completion = completion_token_bound(body, model)
+    choices = int(body.get("n") or 1)
     # The token estimate is only needed by a tokens-per-minute limit.
     requested = (
-        estimate_prompt_tokens(body["messages"], body.get("tools")) + completion
+        estimate_prompt_tokens(body["messages"], body.get("tools")) * choices + completion
         if key.tpm_limit
         else 0
     )
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=requested)
-    prompt = prompt_token_bound(body)
+    prompt = prompt_token_bound(body) * choices
     amount = model.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=completion))
     hold = await holds.reserve(
         user_id=key.user_id, key_id=key.id, amount_micros=amount,

@@ -23,6 +23,7 @@ from vaultgate.gateway.responses import (
     read_json,
 )
 from vaultgate.gateway.validation import validate_chat
+from vaultgate.providers import fanout
 from vaultgate.providers.base import (
     ChatCall,
     JsonObject,
@@ -142,7 +143,7 @@ async def _complete(
     async def attempt(provider: Provider, deployment: Deployment) -> Any:
         nonlocal dropped
         prepared, dropped = _prepare(provider, body)
-        return await provider.chat(_call(model, deployment, provider, prepared))
+        return await fanout.chat(provider, _call(model, deployment, provider, prepared))
 
     result = await state.router.call(model, trace, attempt)
     usage = result.usage or estimate_completion_usage(body, _message_text(result.body))
@@ -170,7 +171,7 @@ async def _stream(
     ) -> tuple[AsyncIterator[JsonObject], list[JsonObject]]:
         nonlocal dropped
         prepared, dropped = _prepare(provider, body)
-        chunks = provider.chat_stream(_call(model, deployment, provider, prepared))
+        chunks = fanout.chat_stream(provider, _call(model, deployment, provider, prepared))
         try:
             held = await _hold_until_content(chunks)
         except BaseException:

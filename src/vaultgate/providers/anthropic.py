@@ -21,7 +21,9 @@ user                        translated to ``metadata.user_id``
 tools, tool_choice,         translated (``required`` → ``any``, a named function →
 parallel_tool_calls         ``tool``, ``false`` → ``disable_parallel_tool_use``)
 stream, stream_options      translated; Anthropic always reports usage in streams
-n                           1 honoured; more than 1 refused (Anthropic answers once)
+n                           answered by the gateway: Anthropic returns one choice per
+                            request, so ``n`` > 1 becomes ``n`` concurrent calls
+                            (``supports_n`` is False; see ``fanout``)
 response_format             ``text`` honoured; ``json_object``/``json_schema`` refused:
                             dropping them would hand prose to a caller parsing JSON
 seed, logprobs,             dropped with a warning: Anthropic has no equivalent, and
@@ -70,7 +72,8 @@ SENT_PARAMS = frozenset(
         "tool_choice", "parallel_tool_calls",
     }
 )  # fmt: skip
-# Honoured when trivially satisfiable, refused otherwise (see the module docstring).
+# Honoured when trivially satisfiable, refused otherwise; ``n`` is the gateway's to answer
+# (see the module docstring).
 CHECKED_PARAMS = frozenset({"n", "response_format"})
 
 STOP_REASONS = {
@@ -130,9 +133,6 @@ def openai_to_anthropic_request(call: ChatCall, *, stream: bool) -> JsonObject:
 
 def check_refused_params(body: JsonObject) -> None:
     """Raise for parameters whose meaning Anthropic cannot honour."""
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise refuse("n", "Anthropic returns one choice per request")
     response_format = body.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") != "text":
         # TODO: translate json_schema to ``output_config.format`` once the catalog records
@@ -482,6 +482,8 @@ class AnthropicStream:
 
 class AnthropicAdapter(HttpAdapter):
     """Chat over Anthropic's Messages API."""
+
+    supports_n = False
 
     @functools.cached_property
     def _headers(self) -> dict[str, str]:

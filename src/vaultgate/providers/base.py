@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 JsonObject = dict[str, Any]
+# A scalar a provider table may give as a parameter default.
+ParamValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,9 @@ class ProviderConfig:
     display_name: str = ""
     drop_params: tuple[str, ...] = ()
     rename_params: tuple[tuple[str, str], ...] = ()
+    # Values sent when the client leaves a parameter out, and ranges a number is clamped to.
+    default_params: tuple[tuple[str, ParamValue], ...] = ()
+    clamp_params: tuple[tuple[str, float, float], ...] = ()
     # Format-specific settings (a region, an API version, a project), ``${VAR}`` filled in.
     options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
@@ -130,26 +135,36 @@ class ImageCall:
 
 @dataclass(frozen=True, slots=True)
 class GeneratedImage:
-    """One image: PNG bytes made here, or what the provider returned."""
+    """One image: bytes made here or downloaded from the provider (``png``, of type
+    ``media_type``), or the link or base64 the provider returned."""
 
     png: bytes | None = None
     url: str | None = None
     b64_json: str | None = None
     revised_prompt: str | None = None
+    media_type: str = "image/png"
 
 
 @dataclass(frozen=True, slots=True)
 class ImageResult:
-    """The images of one request."""
+    """The images of one request, the parameters the provider could not honour
+    (``dropped``), token usage where the provider reports it, and response fields
+    relayed to the client as they came (OpenAI's ``usage``, ``output_format``...)."""
 
     images: list[GeneratedImage]
     created: int
+    dropped: tuple[str, ...] = ()
+    usage: Usage | None = None
+    extra: JsonObject = field(default_factory=dict)
 
 
 class Provider(Protocol):
     """What the gateway asks of every provider."""
 
     config: ProviderConfig
+    # Whether one upstream call can answer ``n`` > 1 choices; when not, the gateway makes
+    # ``n`` calls and merges them (``vaultgate.providers.fanout``).
+    supports_n: bool
 
     def unsupported_params(self, body: JsonObject) -> list[str]:
         """Parameters in ``body`` this provider cannot honour; the gateway drops them."""

@@ -15,7 +15,9 @@ Both use the same TOML shape::
     pricing = { input = "0.05", output = "0.08" }   # USD per million tokens
 
 A model may list several ``deployments = [{provider, upstream, weight}]`` instead of one
-``provider``/``upstream`` pair. An operator's model with a shipped id replaces it.
+``provider``/``upstream`` pair. An operator's model with a shipped id replaces it. A model
+whose provider announced a price change lists it as ``[[models.price_changes]]`` with a
+``from`` date and the new prices; the catalog uses the prices in force on the day it loads.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from vaultgate.billing.pricing import Pricing, parse_price
 from vaultgate.errors import ConfigError
+from vaultgate.providers.base import ParamValue
 
 MODEL_TYPES = ("text", "image", "hybrid")
-WIRE_FORMATS = ("openai", "offline", "anthropic", "gemini")
+WIRE_FORMATS = ("openai", "offline", "anthropic", "gemini", "vertex", "bedrock")
 CHAT_TYPES = frozenset({"text", "hybrid"})
 IMAGE_TYPES = frozenset({"image", "hybrid"})
 
@@ -92,6 +96,8 @@ class ProviderSpec:
     first_byte_timeout_s: float | None = None
     drop_params: tuple[str, ...] = ()
     rename_params: tuple[tuple[str, str], ...] = ()
+    default_params: tuple[tuple[str, ParamValue], ...] = ()
+    clamp_params: tuple[tuple[str, float, float], ...] = ()
     options: tuple[tuple[str, str], ...] = ()
 
 
@@ -166,8 +172,31 @@ def parse_provider(name: str, table: Mapping[str, Any], *, from_operator: bool) 
             (str(k), str(v))
             for k, v in _table(table.get("rename_params") or {}, "'rename_params'", where).items()
         ),
+        default_params=_default_params(table, where),
+        clamp_params=_clamp_params(table, where),
         options=_options(table, where),
     )
+
+
+def _default_params(table: Mapping[str, Any], where: str) -> tuple[tuple[str, ParamValue], ...]:
+    defaults = _table(table.get("default_params") or {}, "'default_params'", where)
+    for key, value in defaults.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(f"{where}: 'default_params.{key}' must be a string, number or bool")
+    return tuple((str(k), v) for k, v in defaults.items())
+
+
+def _clamp_params(table: Mapping[str, Any], where: str) -> tuple[tuple[str, float, float], ...]:
+    clamps = _table(table.get("clamp_params") or {}, "'clamp_params'", where)
+    ranges = []
+    for key, bounds in clamps.items():
+        numbers = isinstance(bounds, list) and all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in bounds
+        )
+        if not numbers or len(bounds) != 2 or bounds[0] > bounds[1]:
+            raise ConfigError(f"{where}: 'clamp_params.{key}' must be [low, high]")
+        ranges.append((str(key), float(bounds[0]), float(bounds[1])))
+    return tuple(ranges)
 
 
 def _options(table: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
@@ -229,8 +258,26 @@ def _parse_pricing(table: Any, where: str) -> Pricing:
     )
 
 
-def parse_model(table: Mapping[str, Any]) -> ModelEntry:
-    """One ``[[models]]`` entry."""
+def _pricing_in_force(table: Mapping[str, Any], where: str, today: date) -> Pricing:
+    """The base prices, or those of the latest ``price_changes`` entry dated on or before
+    ``today``; an entry names every price it sets (an omitted cached price is the input's)."""
+    raw = table.get("price_changes") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: 'price_changes' must be an array of tables")
+    in_force = table.get("pricing")
+    latest: date | None = None
+    for change in raw:
+        change = _table(change, "each price change", where)
+        start = change.get("from")
+        if not isinstance(start, date) or isinstance(start, datetime):
+            raise ConfigError(f"{where}: a price change needs 'from' as a date (2027-01-01)")
+        if start <= today and (latest is None or start > latest):
+            latest, in_force = start, {k: v for k, v in change.items() if k != "from"}
+    return _parse_pricing(in_force, where)
+
+
+def parse_model(table: Mapping[str, Any], *, today: date | None = None) -> ModelEntry:
+    """One ``[[models]]`` entry, priced as on ``today`` (UTC today by default)."""
     model_id = _require(table, "id", str, "model")
     where = f"model {model_id!r}"
     suffix = model_id.rsplit("-", 1)[-1]
@@ -248,7 +295,7 @@ def parse_model(table: Mapping[str, Any]) -> ModelEntry:
         id=model_id,
         type=model_type,
         deployments=deployments,
-        pricing=_parse_pricing(table.get("pricing"), where),
+        pricing=_pricing_in_force(table, where, today or datetime.now(UTC).date()),
         context_window=_optional_int(table, "context_window", where),
         max_output_tokens=_optional_int(table, "max_output_tokens", where),
         capabilities=tuple(str(c) for c in capabilities),
@@ -258,7 +305,7 @@ def parse_model(table: Mapping[str, Any]) -> ModelEntry:
 
 
 def parse_document(
-    document: Mapping[str, Any], *, from_operator: bool
+    document: Mapping[str, Any], *, from_operator: bool, today: date | None = None
 ) -> tuple[dict[str, ProviderSpec], dict[str, ModelEntry]]:
     """Providers and models of one TOML document."""
     providers_table = document.get("providers") or {}
@@ -277,7 +324,7 @@ def parse_document(
         raise ConfigError("'models' must be an array of tables: write [[models]]")
     models: dict[str, ModelEntry] = {}
     for table in models_list:
-        entry = parse_model(_table(table, "each entry", "'models'"))
+        entry = parse_model(_table(table, "each entry", "'models'"), today=today)
         models[entry.id] = entry
     return providers, models
 
@@ -296,12 +343,13 @@ def shipped_documents() -> Iterable[tuple[str, dict[str, Any]]]:
         yield name, _read_toml((data / name).read_text(encoding="utf-8"), name)
 
 
-def load_catalog(operator_config: Path | None) -> CatalogData:
-    """The shipped catalog, with the operator's providers and models merged over it."""
+def load_catalog(operator_config: Path | None, *, today: date | None = None) -> CatalogData:
+    """The shipped catalog, with the operator's providers and models merged over it, priced
+    as on ``today``."""
     providers: dict[str, ProviderSpec] = {}
     models: dict[str, ModelEntry] = {}
     for _, document in shipped_documents():
-        more_providers, more_models = parse_document(document, from_operator=False)
+        more_providers, more_models = parse_document(document, from_operator=False, today=today)
         providers.update(more_providers)
         models.update(more_models)
     if operator_config is not None:
@@ -310,7 +358,7 @@ def load_catalog(operator_config: Path | None) -> CatalogData:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {operator_config}: {exc}") from None
         extra_providers, extra_models = parse_document(
-            _read_toml(text, str(operator_config)), from_operator=True
+            _read_toml(text, str(operator_config)), from_operator=True, today=today
         )
         providers.update(extra_providers)
         models.update(extra_models)

@@ -33,9 +33,21 @@ from urllib.parse import quote
 import orjson
 
 from vaultgate.errors import UpstreamError
-from vaultgate.providers.base import ChatCall, ChatResult, JsonObject, Usage
+from vaultgate.providers.base import (
+    ChatCall,
+    ChatResult,
+    ImageCall,
+    ImageResult,
+    JsonObject,
+    Usage,
+)
 from vaultgate.providers.gemini_request import TRANSLATED_PARAMS, openai_to_gemini_request
 from vaultgate.providers.http import HttpAdapter, UpstreamRequest, scrub_secret
+from vaultgate.providers.imagen import (
+    imagen_response_to_openai,
+    is_imagen_model,
+    openai_to_imagen_request,
+)
 from vaultgate.providers.sse import SseEvent
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -287,10 +299,18 @@ class GeminiAdapter(HttpAdapter):
         return headers
 
     def _url(self, upstream_model: str, *, stream: bool) -> str:
+        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return self._method_url(upstream_model, method)
+
+    def _method_url(self, upstream_model: str, method: str) -> str:
+        """The URL of one of the model's methods (``generateContent``, ``predict``)."""
         base = (self.config.base_url or DEFAULT_BASE_URL).rstrip("/")
         model = quote(upstream_model.removeprefix("models/"), safe="-._~")
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return f"{base}/v1beta/models/{model}:{method}"
+
+    def _scrub(self, text: str) -> str:
+        """Error text with the credential removed."""
+        return scrub_secret(text, self.config.api_key)
 
     def unsupported_params(self, body: JsonObject) -> list[str]:
         """Everything without a Gemini equivalent (see the module docstring)."""
@@ -317,6 +337,25 @@ class GeminiAdapter(HttpAdapter):
     def stream_translator(self, call: ChatCall) -> Callable[[Any], list[JsonObject]]:
         """A fresh translator per stream: it remembers roles sent and tool-call indexes."""
         return GeminiStreamTranslator(self, call)
+
+    async def images(self, call: ImageCall) -> ImageResult:
+        """Imagen models generate images through ``predict`` (see ``imagen``); no other
+        model of this format does here."""
+        if not is_imagen_model(call.upstream_model):
+            return await super().images(call)
+        person_generation = self.config.option("person_generation")
+        body = openai_to_imagen_request(call, person_generation=person_generation)
+        url = self._method_url(call.upstream_model, "predict")
+        request = await self.authorize(UpstreamRequest(url, self._headers, body))
+        async with self._send(request) as response:
+            raw = await self._read_body(response)
+            if response.status >= 400:
+                raise self.map_error(response.status, raw, response.headers)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.config.name} sent a response that is not JSON") from None
+        return imagen_response_to_openai(payload, self.config.name)
 
     def decode_event(self, event: SseEvent) -> JsonObject:
         """One stream event's JSON; an ``error`` object raises as a mapped UpstreamError."""
@@ -350,7 +389,7 @@ class GeminiAdapter(HttpAdapter):
             )
         label = f" ({error['status']})" if isinstance(error.get("status"), str) else ""
         message = str(error.get("message") or "no error message")
-        text = scrub_secret(f"{name}{label}: {message}", self.config.api_key)
+        text = self._scrub(f"{name}{label}: {message}")
         if status in (400, 413, 415, 422):
             return UpstreamError(
                 text, status=400, error_type="invalid_request_error",

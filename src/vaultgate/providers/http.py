@@ -52,8 +52,11 @@ class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
     json: JsonObject
-    # Pre-serialised body, for formats that sign the exact bytes (AWS SigV4).
+    # Pre-serialised body, for formats that sign the exact bytes (AWS SigV4) or send a
+    # multipart form.
     body: bytes | None = None
+    # GET for polling a task and downloading its result; a GET sends no body.
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,9 @@ def error_message_from_body(raw: bytes) -> tuple[str, JsonObject | None]:
 class HttpAdapter:
     """Base of HTTP adapters: subclasses provide the four translation methods."""
 
+    # Formats that answer one choice per request set this to False (see ``fanout``).
+    supports_n: bool = True
+
     def __init__(self, config: ProviderConfig, http: HttpClient) -> None:
         self.config = config
         self._http = http
@@ -165,9 +171,14 @@ class HttpAdapter:
         """By default every parameter is passed on."""
         return []
 
+    async def authorize(self, request: UpstreamRequest) -> UpstreamRequest:
+        """The request as sent: formats whose credentials are fetched asynchronously (an
+        OAuth2 access token) add them here; by default the request is sent as built."""
+        return request
+
     async def chat(self, call: ChatCall) -> ChatResult:
         """Send the request and parse the whole answer."""
-        request = self.build_chat_request(call, stream=False)
+        request = await self.authorize(self.build_chat_request(call, stream=False))
         async with self._send(request) as response:
             raw = await self._read_body(response)
             if response.status >= 400:
@@ -191,7 +202,7 @@ class HttpAdapter:
 
     async def chat_stream(self, call: ChatCall) -> AsyncIterator[JsonObject]:
         """Send the request and translate the event stream as it arrives."""
-        request = self.build_chat_request(call, stream=True)
+        request = await self.authorize(self.build_chat_request(call, stream=True))
         async with self._send(request) as response:
             if response.status >= 400:
                 raise self.map_error(
@@ -237,6 +248,12 @@ class HttpAdapter:
         """The session belongs to the app; nothing to release here."""
 
 
+def _body_bytes(request: UpstreamRequest) -> bytes | None:
+    if request.method == "GET":
+        return None
+    return request.body if request.body is not None else orjson.dumps(request.json)
+
+
 class _Exchange:
     """Async context manager around one request, mapping transport failures."""
 
@@ -250,9 +267,10 @@ class _Exchange:
         name = adapter.config.name
         try:
             async with asyncio.timeout(adapter._first_byte_timeout):
-                self._response = await adapter._http.session.post(
+                self._response = await adapter._http.session.request(
+                    request.method,
                     request.url,
-                    data=request.body if request.body is not None else orjson.dumps(request.json),
+                    data=_body_bytes(request),
                     headers=request.headers,
                     timeout=adapter._timeout,
                 )

@@ -112,6 +112,8 @@ def _cut_at(tokens: list[str], length: int) -> list[str]:
 class OfflineProvider:
     """Answers chat and image requests without leaving the process."""
 
+    supports_n = True
+
     def __init__(
         self, config: ProviderConfig, *, token_delay_s: float, first_token_delay_s: float
     ) -> None:

@@ -22,6 +22,7 @@ from vaultgate.providers.base import (
     ImageCall,
     ImageResult,
     JsonObject,
+    ProviderConfig,
     usage_from_openai,
 )
 from vaultgate.providers.http import (
@@ -36,6 +37,8 @@ from vaultgate.providers.sse import SseEvent
 CLIENT_ERROR_STATUSES = frozenset({400, 413, 415, 422})
 # Upstream statuses about VaultGate's own credentials or setup: another deployment may work.
 DEPLOYMENT_ERROR_STATUSES = frozenset({401, 402, 403, 404})
+# Two names of one output limit: a default for either is not added when the other is set.
+OUTPUT_LIMIT_PARAMS = frozenset({"max_tokens", "max_completion_tokens"})
 
 
 def _says_client_error(payload: JsonObject | None) -> bool:
@@ -49,6 +52,19 @@ def _says_client_error(payload: JsonObject | None) -> bool:
     if isinstance(code, int) and 400 <= code < 500 and code != 429:
         return True
     return error.get("type") in ("invalid_request_error", "BadRequestError")
+
+
+def apply_param_rules(body: JsonObject, config: ProviderConfig) -> None:
+    """Fill the provider's ``default_params`` the client left out and clamp numbers into its
+    ``clamp_params`` ranges; both name parameters as the provider spells them."""
+    for name, value in config.default_params:
+        limits = OUTPUT_LIMIT_PARAMS if name in OUTPUT_LIMIT_PARAMS else {name}
+        if all(body.get(other) is None for other in limits):
+            body[name] = value
+    for name, low, high in config.clamp_params:
+        number = body.get(name)
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            body[name] = min(max(number, low), high)
 
 
 class OpenAICompatibleAdapter(HttpAdapter):
@@ -75,12 +91,14 @@ class OpenAICompatibleAdapter(HttpAdapter):
 
     def build_chat_request(self, call: ChatCall, *, stream: bool) -> UpstreamRequest:
         """The client's body, with the upstream model name and usage reporting asked for;
-        parameters the provider spells differently are renamed (``rename_params``)."""
+        parameters the provider spells differently are renamed (``rename_params``), then its
+        defaults and clamps applied (``default_params``, ``clamp_params``)."""
         body = dict(call.body)
         body["model"] = call.upstream_model
         for ours, theirs in self.config.rename_params:
             if ours in body and theirs not in body:
                 body[theirs] = body.pop(ours)
+        apply_param_rules(body, self.config)
         if stream:
             body["stream"] = True
             if self.config.stream_usage:
@@ -144,11 +162,15 @@ class OpenAICompatibleAdapter(HttpAdapter):
             )  # fmt: skip
         return UpstreamError(text, status=502 if status >= 500 else status)
 
-    async def images(self, call: ImageCall) -> ImageResult:
-        """POST /images/generations and relay what comes back."""
+    def build_images_request(self, call: ImageCall) -> UpstreamRequest:
+        """POST {base_url}/images/generations with the client's body and the upstream model."""
         body = dict(call.body)
         body["model"] = call.upstream_model
-        request = UpstreamRequest(self._url("/images/generations"), self._headers(), body)
+        return UpstreamRequest(self._url("/images/generations"), self._headers(), body)
+
+    async def images(self, call: ImageCall) -> ImageResult:
+        """Send the images request and relay what comes back."""
+        request = self.build_images_request(call)
         async with self._send(request) as response:
             raw = await self._read_body(response)
             if response.status >= 400:

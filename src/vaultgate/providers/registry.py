@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 from vaultgate.config import Settings
 from vaultgate.providers.anthropic import AnthropicAdapter
 from vaultgate.providers.base import Provider, ProviderConfig
+from vaultgate.providers.bedrock import BedrockAdapter
 from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec, is_http_url
 from vaultgate.providers.gemini import GeminiAdapter
 from vaultgate.providers.http import HttpClient
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
+from vaultgate.providers.vertex import VertexAdapter
 
 log = logging.getLogger("vaultgate.providers")
 
@@ -46,11 +48,21 @@ def _gemini(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Pr
     return GeminiAdapter(config, http)
 
 
+def _vertex(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return VertexAdapter(config, http)
+
+
+def _bedrock(config: ProviderConfig, http: HttpClient, _settings: Settings) -> Provider:
+    return BedrockAdapter(config, http)
+
+
 ADAPTERS: Mapping[str, AdapterFactory] = {
     "offline": _offline,
     "openai": _openai,
     "anthropic": _anthropic,
     "gemini": _gemini,
+    "bedrock": _bedrock,
+    "vertex": _vertex,
 }
 
 
@@ -100,6 +112,8 @@ def resolve_config(spec: ProviderSpec, environ: Mapping[str, str]) -> ProviderCo
         first_byte_timeout_s=spec.first_byte_timeout_s,
         drop_params=spec.drop_params,
         rename_params=spec.rename_params,
+        default_params=spec.default_params,
+        clamp_params=spec.clamp_params,
         options=tuple(options),
         display_name=spec.display_name,
     )

@@ -19,10 +19,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     TypeDecorator,
+    literal_column,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -135,6 +138,38 @@ request_logs = Table(
     Index("ix_request_logs_user_id_model_id", "user_id", "model", "id"),
     Index("ix_request_logs_user_id_created_at", "user_id", "created_at"),
     Index("ix_request_logs_request_id", "request_id"),
+    # A status class (4xx) is a range of statuses, so the index above returns it in status
+    # order; on the class itself the rows come out in id order. Queries must spell the
+    # expression as here (``request_log_status_class``), or SQLite will not use the index.
+    Index("ix_request_logs_user_id_status_class_id", "user_id", text("(status / 100)"), "id"),
+)
+
+# The class of a log row's status (2 for 2xx), spelled as the index above spells it: the
+# divisor is a literal, since SQLite matches an indexed expression only without parameters.
+request_log_status_class = request_logs.c.status.op("/")(literal_column("100"))
+
+# Sums of the request log per user, hour (UTC), key, model, provider and status class,
+# updated in the transaction that writes the log rows. A missing key, model or provider is
+# stored as 0 or '' so that the key columns are never NULL (NULLs never conflict in an
+# upsert). ``min_log_id``/``max_log_id`` bound the ids of the rows summed in each row: the
+# logs page turns a date range into an id range with them.
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("hour", UtcDateTime, primary_key=True),
+    Column("key_id", BigInteger, primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("status_class", SmallInteger, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("charged_micros", BigInteger, nullable=False),
+    Column("min_log_id", BigInteger, nullable=False),
+    Column("max_log_id", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 balances = Table(
@@ -229,4 +264,45 @@ alert_states = Table(
     Column("subject_id", BigId, primary_key=True),
     Column("threshold", String(32), primary_key=True),
     Column("crossed_at", UtcDateTime, nullable=False),
+)
+
+# Chat: each account's conversations. A shared conversation has the SHA-256 of its share
+# token (the token itself is shown to the owner once, inside the link).
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("share_token_hash", String(64), nullable=True, unique=True),
+    Column("shared_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),
+)
+
+# One row per turn. An assistant turn records the model that wrote it, its tokens and cost,
+# the request id of its gateway request, and the generated images (base64 PNG) if any.
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "conversation_id",
+        BigId,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("model", String(128), nullable=True),
+    Column("images", JSON, nullable=True),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("request_id", String(40), nullable=True),
+    Column("finish_reason", String(32), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_chat_messages_conversation_id_id", "conversation_id", "id"),
 )

@@ -1,7 +1,9 @@
 """Usage analytics: one user's requests, tokens and spend per time bucket, key and model.
 
-One GROUP BY query returns a row per (bucket, key, model); the totals per bucket, per key
-and per model are summed from those few rows here, so the log is read once.
+Read from the hourly usage rollups (``storage.log_rows`` keeps them equal to sums over the
+request log), never from the log itself, so a 90-day range costs a few thousand rows. One
+GROUP BY query returns a row per (bucket, key, model); the totals per bucket, per key and
+per model are summed from those few rows here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Literal
 from sqlalchemy import ColumnElement, String, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vaultgate.storage.tables import request_logs
+from vaultgate.storage.log_rows import hour_of
+from vaultgate.storage.tables import usage_rollups
 
 Unit = Literal["day", "hour"]
 
@@ -88,18 +91,19 @@ class Usage:
 async def usage(
     engine: AsyncEngine, user_id: int, *, start: dt.datetime, end: dt.datetime, unit: Unit
 ) -> Usage:
-    """One user's usage from ``start`` up to ``end``, bucketed by ``unit``."""
-    log = request_logs.c
-    bucket = time_bucket(log.created_at, unit, engine.dialect.name).label("bucket")
+    """One user's usage from ``start`` up to ``end`` (both whole UTC hours), by ``unit``."""
+    if start != hour_of(start) or end != hour_of(end):
+        raise ValueError("usage is summed by the hour: start and end must be whole hours")
+    rollup = usage_rollups.c
+    bucket = time_bucket(rollup.hour, unit, engine.dialect.name).label("bucket")
     query = (
         select(
-            bucket, log.key_id, log.model, func.count(),
-            func.coalesce(func.sum(log.prompt_tokens), 0),
-            func.coalesce(func.sum(log.completion_tokens), 0),
-            func.coalesce(func.sum(log.charged_micros), 0),
+            bucket, rollup.key_id, rollup.model, func.sum(rollup.requests),
+            func.sum(rollup.prompt_tokens), func.sum(rollup.completion_tokens),
+            func.sum(rollup.charged_micros),
         )
-        .where(log.user_id == user_id, log.created_at >= start, log.created_at < end)
-        .group_by(bucket, log.key_id, log.model)
+        .where(rollup.user_id == user_id, rollup.hour >= start, rollup.hour < end)
+        .group_by(bucket, rollup.key_id, rollup.model)
     )  # fmt: skip
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
@@ -109,6 +113,7 @@ async def usage(
         totals = Totals(int(count), int(prompt), int(completion), int(spent))
         result.total.add(totals)
         result.by_time.setdefault(str(label), Totals()).add(totals)
-        result.by_key[key_id].add(totals)
+        # The rollups keep "no key" as key 0 (see storage.tables).
+        result.by_key[int(key_id) or None].add(totals)
         result.by_model[model or "(none)"].add(totals)
     return result

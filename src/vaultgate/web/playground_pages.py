@@ -1,62 +1,25 @@
-"""The playground: try a model with one of your keys, through the very code path of /v1.
-
-The browser never holds a key (only their hashes are stored): it names one of the user's
-keys by id, and the server runs the OpenAI request with that key's record. Validation,
-limits, holds, billing, the request log and streaming are the gateway's own.
-"""
+"""The playground: try a model with one of your keys, through the very code path of /v1
+(see ``gateway_calls``)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import or_, select
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from vaultgate.accounts.keys import KeyRecord, find_key_by_id
-from vaultgate.errors import AuthenticationFailed, InvalidRequest, NotFound, VaultGateError
+from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.gateway.chat import serve_chat
 from vaultgate.gateway.context import KeyLoader, RequestTrace
 from vaultgate.gateway.images import serve_images
 from vaultgate.gateway.responses import EventStreamResponse, error_response, read_json
 from vaultgate.providers.catalog import ModelEntry
-from vaultgate.storage.tables import api_keys
+from vaultgate.web.gateway_calls import AsgiPassthrough, active_keys, own_key_loader, public_base
 from vaultgate.web.render import page
 from vaultgate.web.security import PageSession
 from vaultgate.web.state import WebState
-
-
-class _AsgiPassthrough(Response):
-    """Lets a page view return the gateway's event stream: an ASGI app rather than a
-    Starlette Response, because it watches for the client leaving to stop the upstream."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__()
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Hand the exchange to the wrapped app."""
-        await self._app(scope, receive, send)
-
-
-def _public_base(request: Request, state: WebState) -> str:
-    return (state.settings.public_url or str(request.base_url)).rstrip("/")
-
-
-async def _active_keys(state: WebState, user_id: int) -> list[Any]:
-    now = dt.datetime.now(dt.UTC)
-    query = (
-        select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix)
-        .where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
-        .where(or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now))
-        .order_by(api_keys.c.id.desc())
-    )
-    async with state.engine.connect() as conn:
-        return list((await conn.execute(query)).all())
 
 
 def _model_option(model: ModelEntry) -> dict[str, Any]:
@@ -77,8 +40,8 @@ async def playground_page(request: Request, signed_in: PageSession) -> Response:
     models = [_model_option(m) for m in sorted(state.models.values(), key=lambda m: m.id)]
     return page(request, "playground.html", {
         "models": models,
-        "keys": await _active_keys(state, signed_in.session.user.id),
-        "api_base": _public_base(request, state) + "/v1",
+        "keys": await active_keys(state, signed_in.session.user.id),
+        "api_base": public_base(request, state) + "/v1",
     }, signed_in=signed_in)  # fmt: skip
 
 
@@ -94,20 +57,6 @@ def _envelope(raw: Any) -> tuple[int, dict[str, Any]]:
     return key_id, body
 
 
-def _own_key_loader(state: WebState, user_id: int, key_id: int) -> KeyLoader:
-    """Finds the key by id, fresh from the database, only when it is the user's and usable."""
-
-    async def load() -> KeyRecord:
-        record = await find_key_by_id(state.engine, key_id)
-        if record is None or record.user_id != user_id:
-            raise NotFound(f"You have no API key with id {key_id}.", code="key_not_found")
-        if not record.usable_at(time.time()):
-            raise AuthenticationFailed("API key is revoked, expired or its account disabled")
-        return record
-
-    return load
-
-
 Serve = Callable[[KeyLoader, Callable[[], Awaitable[Any]]], Awaitable[Response | ASGIApp]]
 
 
@@ -121,8 +70,8 @@ async def _run(request: Request, signed_in: PageSession, serve: Serve) -> Respon
     async def read_body() -> Any:
         return body
 
-    answer = await serve(_own_key_loader(state, signed_in.session.user.id, key_id), read_body)
-    return answer if isinstance(answer, Response) else _AsgiPassthrough(answer)
+    answer = await serve(own_key_loader(state, signed_in.session.user.id, key_id), read_body)
+    return answer if isinstance(answer, Response) else AsgiPassthrough(answer)
 
 
 async def playground_chat(request: Request, signed_in: PageSession) -> Response:
@@ -141,7 +90,7 @@ async def playground_chat(request: Request, signed_in: PageSession) -> Response:
 async def playground_images(request: Request, signed_in: PageSession) -> Response:
     """POST an image request with one of the user's keys; answered exactly as /v1 would."""
     state: WebState = request.app.state.web
-    base_url = _public_base(request, state)
+    base_url = public_base(request, state)
 
     async def serve(load_key: KeyLoader, read_body: Callable[[], Awaitable[Any]]) -> Response:
         trace = RequestTrace(endpoint="images")
