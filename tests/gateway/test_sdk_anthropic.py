@@ -137,8 +137,8 @@ def test_gateway_anthropic_refused_param_is_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
             model="claude-fake-plain-text",
-            messages=[{"role": "user", "content": "hi"}],
-            n=2,
+            messages=[{"role": "user", "content": "Answer in JSON"}],
+            response_format={"type": "json_object"},
         )
 
     assert caught.value.status_code == 400

@@ -326,7 +326,6 @@ async def test_unsupported_params_lists_dropped_parameters_only(adapter: Anthrop
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
     ],

@@ -203,7 +203,7 @@ def test_operator_provider_with_shipped_name_replaces_it(tmp_path: Path) -> None
     )
 
     assert catalog.providers["openai"].base_url == "http://127.0.0.1:9/v1"
-    assert catalog.models["gpt-4o-text"].providers == ("openai",)
+    assert catalog.models["gpt-4o-text"].providers == ("openai", "azure")
 
 
 def test_operator_provider_timeouts_and_headers_are_read(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tests.support.fake_vertex import (
     JWT_BEARER,
     LOCATION,
     PROJECT,
+    TOKEN_AUDIENCE,
     FakeVertex,
     make_test_key,
     service_account_info,
@@ -214,7 +215,7 @@ async def test_token_request_is_jwt_bearer_grant_signed_for_cloud_platform(
     assert sent.form["grant_type"] == JWT_BEARER
     assert sent.header == {"alg": "RS256", "typ": "JWT", "kid": "0123456789abcdef"}
     assert sent.claims["iss"] == CLIENT_EMAIL
-    assert sent.claims["aud"] == fake.token_uri
+    assert sent.claims["aud"] == TOKEN_AUDIENCE
     assert sent.claims["scope"] == CLOUD_PLATFORM
     assert sent.claims["exp"] - sent.claims["iat"] == 3600
 
@@ -296,7 +297,9 @@ async def test_chat_key_not_matching_token_endpoint_fails_as_deployment_error(
 
     assert caught.value.status == 502
     assert caught.value.retryable is True
-    assert caught.value.message == "vertex could not obtain an access token: HTTP 400 invalid_grant"
+    assert (
+        caught.value.message == "vertex could not obtain an access token: HTTP 400 invalid_grant"
+    )
 
 
 @pytest.mark.parametrize(
@@ -439,7 +442,9 @@ def test_error_text_never_carries_the_access_token() -> None:
 # The registry offers the format.
 
 
-async def test_registry_vertex_provider_resolves_options_from_environment(http: HttpClient) -> None:
+async def test_registry_vertex_provider_resolves_options_from_environment(
+    http: HttpClient,
+) -> None:
     spec = ProviderSpec(
         name="vertex", wire_format="vertex", base_url="https://aiplatform.googleapis.com",
         api_key_env="GOOGLE_APPLICATION_CREDENTIALS",
@@ -453,7 +458,8 @@ async def test_registry_vertex_provider_resolves_options_from_environment(http: 
 
     assert config is not None
     assert config.option("project") == "p"
-    assert isinstance(ADAPTERS["vertex"](config, http, None), VertexAdapter)  # type: ignore[arg-type]
+    factory = ADAPTERS["vertex"]
+    assert isinstance(factory(config, http, None), VertexAdapter)  # type: ignore[arg-type]
     assert missing is None
 
 

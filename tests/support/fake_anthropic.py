@@ -9,6 +9,8 @@ can tag requests (``plain~<uuid>``):
 - ``plain``: one text block, ``end_turn``.
 - ``tool``: a text block and one ``tool_use`` block, ``tool_use``.
 - ``parallel-tools``: two ``tool_use`` blocks, ``tool_use``.
+- ``tool-no-args``: one ``tool_use`` block with an empty input, ``tool_use``; streamed, its
+  only ``input_json_delta`` is empty.
 - ``stop-sequence``: stops on the request's first stop sequence, ``stop_sequence``.
 - ``length``: cut by ``max_tokens``.
 - ``json``: a JSON object as text.
@@ -101,6 +103,8 @@ def script_for(model: str, body: dict[str, Any]) -> Script:
     if model == "tool":
         tool = _tool_block("toolu_01", "get_weather", TOOL_INPUT)
         return Script([{"type": "text", "text": "Let me check."}, tool], "tool_use")
+    if model == "tool-no-args":
+        return Script([_tool_block("toolu_03", "get_time", {})], "tool_use")
     if model == "parallel-tools":
         first = _tool_block("toolu_01", "get_weather", TOOL_INPUT)
         second = _tool_block("toolu_02", "get_weather", SECOND_TOOL_INPUT)
@@ -276,11 +280,11 @@ def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str
         pieces = [{"type": "text_delta", "text": word} for word in _split_words(block["text"])]
     else:
         start = {**block, "input": {}}
-        arguments = json.dumps(block["input"])
+        arguments = json.dumps(block["input"]) if block["input"] else ""
         middle = len(arguments) // 2
         pieces = [
             {"type": "input_json_delta", "partial_json": part}
-            for part in ("", arguments[:middle], arguments[middle:])
+            for part in dict.fromkeys(("", arguments[:middle], arguments[middle:]))
         ]
     events = [
         ("content_block_start", {"type": "content_block_start", "index": index,

@@ -23,6 +23,9 @@ The deployment (or v1 ``model``) selects the answer:
 - ``error-<status>``: that status with Azure's body (429 with ``retry-after``,
   ``retry-after-ms`` and ``x-ratelimit-remaining-*``).
 - ``stream-error``: streams some text, then an ``error`` event.
+
+A ``~suffix`` on the name is ignored, so each test can tag its own requests; ``n`` choices
+are answered, as Azure does.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ TOOL_CALLS = [
     ("call_azure_1", "get_weather", {"city": "Paris"}),
     ("call_azure_2", "get_weather", {"city": "Tokyo"}),
 ]
+PROMPT_TOKENS, COMPLETION_TOKENS = 13, 6
 USAGE = {
-    "prompt_tokens": 13,
-    "completion_tokens": 6,
-    "total_tokens": 19,
+    "prompt_tokens": PROMPT_TOKENS,
+    "completion_tokens": COMPLETION_TOKENS,
+    "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS,
     "prompt_tokens_details": {"cached_tokens": 0},
     "completion_tokens_details": {"reasoning_tokens": 0},
 }
@@ -224,7 +228,7 @@ class FakeAzure(ThreadedServer):
         scenario = deployment if deployment is not None else body.get("model")
         if not isinstance(scenario, str) or not scenario:
             return body, error_response(400, "'model' is a required property")
-        return body, scenario
+        return body, scenario.split("~")[0]
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, scenario = await self._admit(request)
@@ -239,7 +243,7 @@ class FakeAzure(ThreadedServer):
         answer = answer_for(scenario)
         if body.get("stream"):
             return await _stream(request, body, scenario, answer)
-        return web.json_response(completion(scenario, answer))
+        return web.json_response(completion(answer, int(body.get("n") or 1)))
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         body, scenario = await self._admit(request)
@@ -270,17 +274,18 @@ def _tool_calls(answer: Answer) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def completion(scenario: str, answer: Answer) -> dict[str, Any]:
-    """A whole ``chat.completion`` with Azure's annotations."""
+def completion(answer: Answer, n: int = 1) -> dict[str, Any]:
+    """A whole ``chat.completion`` of ``n`` choices, with Azure's annotations."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.content, "refusal": None}
     if answer.tool_calls:
         message["tool_calls"] = _tool_calls(answer)
     filtered = "violence" if answer.finish_reason == "content_filter" else None
-    choice = {
-        "index": 0, "message": message, "logprobs": None,
-        "finish_reason": answer.finish_reason,
-        "content_filter_results": filter_results(filtered=filtered),
-    }  # fmt: skip
+    choices = [
+        {"index": index, "message": message, "logprobs": None,
+         "finish_reason": answer.finish_reason,
+         "content_filter_results": filter_results(filtered=filtered)}
+        for index in range(n)
+    ]  # fmt: skip
     return {
         "id": "chatcmpl-azure01",
         "object": "chat.completion",
@@ -288,7 +293,7 @@ def completion(scenario: str, answer: Answer) -> dict[str, Any]:
         "model": "gpt-4o-2024-11-20",
         "system_fingerprint": "fp_azure",
         "prompt_filter_results": prompt_filter_results(),
-        "choices": [choice],
+        "choices": choices,
         "usage": dict(USAGE),
     }
 
@@ -301,9 +306,24 @@ def _chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _delta(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-    return _chunk([{**choice, "content_filter_results": extra.pop("results", {}), **extra}])
+def _delta(
+    index: int, delta: dict[str, Any], finish: str | None = None, results: Any = None
+) -> dict[str, Any]:
+    choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    return _chunk([{**choice, "content_filter_results": results or {}}])
+
+
+def _choice_chunks(scenario: str, index: int, answer: Answer) -> list[dict[str, Any]]:
+    chunks = [_delta(index, {"role": "assistant", "content": "", "refusal": None})]
+    for word in answer.words:
+        chunks.append(_delta(index, {"content": word}, results=filter_results()))
+        if scenario == "stream-error":
+            return chunks
+    for position, call in enumerate(_tool_calls(answer)):
+        chunks.append(_delta(index, {"tool_calls": [{"index": position, **call}]}))
+    filtered = "violence" if answer.finish_reason == "content_filter" else None
+    results = filter_results(filtered=filtered)
+    return [*chunks, _delta(index, {}, answer.finish_reason, results=results)]
 
 
 def stream_chunks(scenario: str, body: dict[str, Any], answer: Answer) -> list[dict[str, Any]]:
@@ -312,15 +332,11 @@ def stream_chunks(scenario: str, body: dict[str, Any], answer: Answer) -> list[d
         "id": "", "object": "", "created": 0, "model": "", "choices": [],
         "prompt_filter_results": prompt_filter_results(),
     }  # fmt: skip
-    chunks = [preamble, _delta({"role": "assistant", "content": "", "refusal": None})]
-    for word in answer.words:
-        chunks.append(_delta({"content": word}, results=filter_results()))
-        if scenario == "stream-error":
-            return chunks
-    for index, call in enumerate(_tool_calls(answer)):
-        chunks.append(_delta({"tool_calls": [{"index": index, **call}]}))
-    filtered = "violence" if answer.finish_reason == "content_filter" else None
-    chunks.append(_delta({}, answer.finish_reason, results=filter_results(filtered=filtered)))
+    chunks = [preamble]
+    for index in range(1 if scenario == "stream-error" else int(body.get("n") or 1)):
+        chunks += _choice_chunks(scenario, index, answer)
+    if scenario == "stream-error":
+        return chunks
     if scenario == "async-filter":
         annotation = {
             "index": 0,

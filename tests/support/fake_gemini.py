@@ -11,6 +11,7 @@ after a ``~`` is ignored, so tests can tag requests (``plain~<uuid>``):
   ``generationConfig.candidateCount``.
 - ``tool``: one function call, STOP.
 - ``tools``, ``parallel-tools``: two parallel function calls (one per stream event), STOP.
+- ``tool-no-args``: one function call without ``args``, STOP.
 - ``stop-sequence``: text that stopped before the request's stop sequence, STOP.
 - ``length``: text cut by MAX_TOKENS.
 - ``json``: a JSON object as text.
@@ -201,6 +202,9 @@ def _events(behaviour: str, count: int = 1) -> list[dict[str, Any]]:
     last = {"text": REPLY[-1]}
     if behaviour == "tool":
         return [_response(_candidate([{"functionCall": CALLS[0]}], "STOP"), usage=USAGE)]
+    if behaviour == "tool-no-args":
+        call = {"functionCall": {"name": "get_time"}}
+        return [_response(_candidate([call], "STOP"), usage=USAGE)]
     if behaviour in ("tools", "parallel-tools"):
         first = _response(_candidate([{"functionCall": CALLS[0]}]))
         return [first, _response(_candidate([{"functionCall": CALLS[1]}], "STOP"), usage=USAGE)]

@@ -60,7 +60,8 @@ def check_predict_body(body: Any, *, vertex: bool) -> str | None:
         return "sampleCount must be between 1 and 4"
     if parameters.get("aspectRatio", "1:1") not in ASPECT_RATIOS:
         return "Unsupported aspect ratio"
-    person = parameters.get("personGeneration", "allow_adult")
+    # The reference spells the values in lower case; the SDK sends its enum names.
+    person = str(parameters.get("personGeneration", "allow_adult")).lower()
     if person not in PERSON_GENERATION or (person == "allow_all" and not vertex):
         return "Unsupported personGeneration"
     mime = (parameters.get("outputOptions") or {}).get("mimeType", "image/png")

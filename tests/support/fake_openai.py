@@ -12,6 +12,7 @@ can tag requests (``plain~<uuid>``). ``n`` is honoured: each choice is the same 
 - ``plain``: a well-behaved OpenAI server (usage in streams when asked).
 - ``tool``: one tool call (``call_fake_1``), ``tool_calls``.
 - ``parallel-tools``: two tool calls (``call_fake_1``, ``call_fake_2``), ``tool_calls``.
+- ``tool-no-args``: one tool call whose arguments are ``{}``, ``tool_calls``.
 - ``stop-sequence``: text cut before the request's stop sequence, ``stop``.
 - ``length``: text cut by the token limit, ``length``.
 - ``json``: a JSON object as text.
@@ -161,6 +162,8 @@ def answer_for(behaviour: str, body: dict[str, Any]) -> Answer:
     """The answer of one choice for a behaviour."""
     if behaviour == "tool":
         return Answer([], "tool_calls", TOOL_CALLS[:1])
+    if behaviour == "tool-no-args":
+        return Answer([], "tool_calls", [("call_fake_3", "get_time", {})])
     if behaviour == "parallel-tools":
         return Answer([], "tool_calls", list(TOOL_CALLS))
     if behaviour == "stop-sequence":

@@ -6,7 +6,7 @@ Routes, on 127.0.0.1:
 - ``POST /token``: the JWT bearer grant
   (https://developers.google.com/identity/protocols/oauth2/service-account#httprest). The
   assertion's RS256 signature is verified against the test key's public key and its claims
-  (``iss``, ``aud`` = this URL, ``scope`` = cloud-platform, ``exp`` at most an hour after
+  (``iss``, ``aud`` = Google's token URL, ``scope`` = cloud-platform, ``exp`` at most an hour after
   ``iat``) are checked; a good one gets ``{"access_token", "expires_in", "token_type"}``,
   anything else OAuth's ``{"error": "invalid_grant", ...}`` with 400.
 - ``POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:...``:
@@ -42,6 +42,8 @@ LOCATION = "us-central1"
 CLIENT_EMAIL = f"vaultgate@{PROJECT}.iam.gserviceaccount.com"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# The audience of every token-request JWT, whichever token_uri serves it.
+TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 LABEL_KEY = re.compile(r"^[^\W\dA-Z_][\w-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[\w-]{0,63}$")
 UNAUTHENTICATED = (
@@ -116,8 +118,8 @@ class FakeVertex(FakeGemini):
         header, claims, problem = self._verify(form)
         self.token_requests.append(TokenRequest(form, header, claims))
         if problem is not None:
-            body = {"error": "invalid_grant", "error_description": problem}
-            return web.json_response(body, status=400)
+            failure = {"error": "invalid_grant", "error_description": problem}
+            return web.json_response(failure, status=400)
         token = f"ya29.fake-token-{next(self._serial)}"
         self.issued.add(token)
         body = {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
@@ -139,7 +141,7 @@ class FakeVertex(FakeGemini):
             )  # fmt: skip
         except InvalidSignature:
             return header, claims, "Invalid JWT Signature."
-        return header, claims, _claims_problem(header, claims, self.token_uri)
+        return header, claims, _claims_problem(header, claims)
 
     async def _vertex(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
@@ -177,11 +179,11 @@ class FakeVertex(FakeGemini):
         return predict_response(imagen, body, vertex=vertex, error=_error)
 
 
-def _claims_problem(header: dict[str, Any], claims: dict[str, Any], audience: str) -> str | None:
+def _claims_problem(header: dict[str, Any], claims: dict[str, Any]) -> str | None:
     now = time.time()
     if header.get("alg") != "RS256":
         return "Invalid JWT: alg must be RS256"
-    if claims.get("iss") != CLIENT_EMAIL or claims.get("aud") != audience:
+    if claims.get("iss") != CLIENT_EMAIL or claims.get("aud") != TOKEN_AUDIENCE:
         return "Invalid JWT: iss or aud"
     if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
         return "Invalid JWT: scope"
@@ -197,7 +199,7 @@ def _labels_problem(labels: Any) -> str | None:
     if labels is None:
         return None
     if not isinstance(labels, dict):
-        return 'Invalid value at \'labels\': expected a map'
+        return "Invalid value at 'labels': expected a map"
     for key, value in labels.items():
         if not LABEL_KEY.match(key) or not LABEL_VALUE.match(str(value)):
             return f"Label key or value is invalid: {key!r}"

@@ -12,7 +12,7 @@ from typing import Literal
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, StorageState, ViewportSize
+from playwright.sync_api import Browser, Page, StorageState, ViewportSize
 
 from tests.support.server import ServerProcess
 from tests.web.conftest import (
@@ -39,10 +39,19 @@ PAGES: list[tuple[str, str, Who]] = [
     ("balance", "/dashboard/balance", "user"),
     ("profile", "/dashboard/profile", "user"),
     ("playground", "/dashboard/playground", "user"),
+    ("chat-new", "/dashboard/chat", "user"),
+    # The user's first conversation, made by the ``sessions`` fixture.
+    ("chat", "/dashboard/chat/1", "user"),
     ("logs", "/dashboard/logs", "user"),
     ("analytics", "/dashboard/analytics", "user"),
     ("alerts", "/dashboard/alerts", "user"),
     ("admin", "/dashboard/admin", "admin"),
+    ("docs", "/docs", "visitor"),
+    ("docs-api", "/docs/api", "visitor"),
+    ("docs-sdks", "/docs/sdks", "visitor"),
+    ("docs-models", "/docs/models", "visitor"),
+    ("docs-errors", "/docs/errors", "visitor"),
+    ("docs-limits", "/docs/limits", "visitor"),
 ]
 WIDTHS: dict[str, ViewportSize] = {"desktop": DESKTOP, "phone": PHONE}
 SCHEMES: list[Literal["light", "dark"]] = ["light", "dark"]
@@ -70,6 +79,33 @@ def _make_traffic(server: ServerProcess, key: str) -> None:
         response.raise_for_status()
 
 
+CHAT_QUESTION = """How do I stream with **Python**? Show `stream=True` and a short example:
+
+```python
+for chunk in client.chat.completions.create(model="offline-small-text", stream=True):
+    print(chunk.choices[0].delta.content or "", end="")  # one piece at a time
+```
+
+- keys have limits
+- see [the docs](https://example.com/docs)"""
+
+
+def _make_conversation(page: Page) -> None:
+    """One conversation with a Markdown question, its answer and an image, if Chat exists."""
+    if not page_exists(page, "/dashboard/chat"):
+        return
+    page.goto("/dashboard/chat")
+    csrf = page.locator("#chat").get_attribute("data-csrf") or ""
+    key_id = int(page.locator("#chat-key option").first.get_attribute("value") or 0)
+    headers = {"x-csrf-token": csrf}
+    made = page.request.post("/dashboard/chat/conversations", headers=headers, data={})
+    ask = f"/dashboard/chat/{made.json()['id']}/messages"
+    for model, content in (("offline-small-text", CHAT_QUESTION),
+                           ("offline-painter-image", "a lighthouse")):  # fmt: skip
+        body = {"key_id": key_id, "model": model, "content": content, "size": "256x256"}
+        assert page.request.post(ask, headers=headers, data=body).ok
+
+
 @pytest.fixture(scope="module")
 def sessions(browser: Browser, web_server: ServerProcess) -> Sessions:
     """Sign up a user who made a key and a few requests; sign the admin in."""
@@ -80,6 +116,7 @@ def sessions(browser: Browser, web_server: ServerProcess) -> Sessions:
     page.get_by_label("Name").fill("laptop")
     page.get_by_role("button", name="Create key").click()
     _make_traffic(web_server, page.get_by_test_id("new-key").inner_text().strip())
+    _make_conversation(page)
     user = context.storage_state()
     context.close()
 

@@ -116,8 +116,17 @@ async def _generate(
     trace.images = len(data)
     trace.mark_first_byte()
     cost = unit_price * len(data)
-    trace.finish(state.request_log, status=200, cost_micros=cost)
-    return JsonResponse({"created": result.created, "data": data}, headers=trace.headers())
+    trace.finish(state.request_log, status=200, usage=result.usage, cost_micros=cost)
+    # Fields the provider reported (GPT image models' usage, output_format...) are relayed.
+    payload = {"created": result.created, **result.extra, "data": data}
+    headers = {**trace.headers(), **_warning_headers(result.dropped)}
+    return JsonResponse(payload, headers=headers)
+
+
+def _warning_headers(dropped: tuple[str, ...]) -> dict[str, str]:
+    if not dropped:
+        return {}
+    return {"x-vaultgate-warning": "dropped unsupported parameters: " + ", ".join(dropped)}
 
 
 async def _render(
@@ -127,7 +136,7 @@ async def _render(
     if image.png is not None and response_format == "b64_json":
         item["b64_json"] = base64.b64encode(image.png).decode()
     elif image.png is not None:
-        name = await state.images.save(image.png)
+        name = await state.images.save(image.png, image.media_type)
         item["url"] = f"{base_url.rstrip('/')}/v1/images/files/{name}"
     else:
         item.update({k: v for k, v in (("url", image.url), ("b64_json", image.b64_json)) if v})
@@ -143,5 +152,7 @@ async def image_file(request: Request) -> Response:
     if path is None:
         return error_response(NotFound("No such image, or it has expired.", code="not_found"))
     return FileResponse(
-        path, media_type="image/png", headers={"cache-control": "private, max-age=3600"}
+        path,
+        media_type=state.images.media_type(path.name),
+        headers={"cache-control": "private, max-age=3600"},
     )

@@ -390,6 +390,8 @@ class AnthropicStream:
         self._usage: JsonObject = {}
         # Anthropic numbers every content block; OpenAI numbers only tool calls.
         self._tool_index: dict[int, int] = {}
+        # Tool-call blocks whose arguments have not begun yet.
+        self._no_arguments: set[int] = set()
 
     def __call__(self, event: SseEvent) -> list[JsonObject]:
         """OpenAI chunks for one event; unknown event types are ignored, as Anthropic's
@@ -427,6 +429,7 @@ class AnthropicStream:
             return []
         index = len(self._tool_index)
         self._tool_index[int(data.get("index", -1))] = index
+        self._no_arguments.add(index)
         call = {
             "index": index,
             "id": block.get("id"),
@@ -442,9 +445,20 @@ class AnthropicStream:
             return [self._chunk({"content": delta["text"]})]
         index = self._tool_index.get(int(data.get("index", -1)))
         if kind == "input_json_delta" and delta.get("partial_json") and index is not None:
+            self._no_arguments.discard(index)
             piece = {"index": index, "function": {"arguments": delta["partial_json"]}}
             return [self._chunk({"tool_calls": [piece]})]
         return []
+
+    def _block_stop(self, data: JsonObject) -> list[JsonObject]:
+        """A tool call without input streams no JSON at all; OpenAI clients expect its
+        arguments to be ``{}``, as in the whole answer."""
+        index = self._tool_index.get(int(data.get("index", -1)))
+        if index is None or index not in self._no_arguments:
+            return []
+        self._no_arguments.discard(index)
+        piece = {"index": index, "function": {"arguments": "{}"}}
+        return [self._chunk({"tool_calls": [piece]})]
 
     def _message_delta(self, data: JsonObject) -> list[JsonObject]:
         # message_delta usage counts are cumulative: they replace, never add.
@@ -474,6 +488,7 @@ class AnthropicStream:
         "message_start": _message_start,
         "content_block_start": _block_start,
         "content_block_delta": _block_delta,
+        "content_block_stop": _block_stop,
         "message_delta": _message_delta,
         "message_stop": _message_stop,
         "error": _stream_error,

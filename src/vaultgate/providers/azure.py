@@ -21,6 +21,11 @@ auth            ``api-key`` (default): the credential goes in the ``api-key`` he
 
 Images use the same two styles (``.../images/generations``).
 
+An Entra access token lasts about an hour, so a token in an environment variable serves a
+short run only. TODO: obtain tokens from a managed identity or a client secret and refresh
+them per request (the adapter's ``authorize`` hook), once VaultGate has a settings place for
+Azure identities.
+
 Content filtering. A prompt the filter blocks is answered with a 400 whose ``error.code`` is
 ``content_filter``; it becomes an OpenAI-shaped 400 with code ``content_filter`` that names
 the categories that tripped, and is never retried elsewhere. A completion the filter cuts

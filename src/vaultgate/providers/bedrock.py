@@ -8,13 +8,14 @@ https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStre
 and botocore's ``bedrock-runtime`` service model. Request translation is in
 ``bedrock_request``.
 
-Credentials, from the provider's config: a Bedrock API key (the provider's ``api_key``,
-e.g. ``AWS_BEARER_TOKEN_BEDROCK``) is sent as ``Authorization: Bearer``
-(https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html); otherwise the
-options ``access_key_id``, ``secret_access_key`` and optional ``session_token`` sign each
-request with SigV4 for service ``bedrock`` in the option ``region`` (or the region named
-in a ``bedrock-runtime.<region>.amazonaws.com`` base URL). Credentials never appear in
-errors or logs.
+Credentials, from the provider's config: with the option ``access_key_id``, each request
+is signed with SigV4 for service ``bedrock`` in the option ``region`` (or the region named
+in a ``bedrock-runtime.<region>.amazonaws.com`` base URL), with the option
+``secret_access_key`` or else the provider's ``api_key`` as the secret, and the optional
+``session_token`` of temporary credentials. Without an access key id, the ``api_key`` is a
+Bedrock API key (``AWS_BEARER_TOKEN_BEDROCK``), sent as ``Authorization: Bearer``
+(https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html). Credentials never
+appear in errors or logs.
 
 Responses: text blocks are the content, ``toolUse`` blocks the tool calls, reasoning blocks
 are left out. Stop reasons: end_turn and stop_sequence are ``stop``, tool_use
@@ -59,6 +60,9 @@ from vaultgate.providers.http import HttpAdapter, StreamDecoder, UpstreamRequest
 REGIONAL_BASE_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 SIGNING_SERVICE = "bedrock"
 REGION_IN_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")
+
+# Values that ask for what Converse does anyway: nothing to drop or warn about.
+HARMLESS_PARAMS = (("parallel_tool_calls", True), ("logprobs", False))
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -182,7 +186,7 @@ class ConverseStream:
         if kind == "error":
             code = message.header(":error-code") or "InternalServerException"
             text = message.header(":error-message") or "no error message"
-            raise self._adapter.classify(500, code, text, {})
+            raise self._adapter.classify(500, code, text)
         handler = self._HANDLERS.get(message.header(":event-type") or "")
         return handler(self, self._payload(message)) if handler else []
 
@@ -269,7 +273,7 @@ class BedrockAdapter(HttpAdapter):
     @functools.cached_property
     def _credentials(self) -> AwsCredentials | None:
         key_id = self.config.option("access_key_id")
-        secret = self.config.option("secret_access_key")
+        secret = self.config.option("secret_access_key") or self.config.api_key
         if not key_id or not secret:
             return None
         return AwsCredentials(key_id, secret, self.config.option("session_token") or None)
@@ -301,13 +305,12 @@ class BedrockAdapter(HttpAdapter):
 
     def unsupported_params(self, body: JsonObject) -> list[str]:
         """Everything without a Converse equivalent (see ``bedrock_request``)."""
-        dropped = []
-        for name, value in body.items():
-            if value is None or (name, value) in (("parallel_tool_calls", True),
-                                                  ("logprobs", False)):  # fmt: skip
-                continue
-            if name not in TRANSLATED_PARAMS:
-                dropped.append(name)
+        dropped = [
+            name
+            for name, value in body.items()
+            if value is not None and name not in TRANSLATED_PARAMS
+            and (name, value) not in HARMLESS_PARAMS
+        ]  # fmt: skip
         if body.get("tool_choice") == "none" and openai_messages_have_tool_history(
             body.get("messages")
         ):
@@ -319,8 +322,7 @@ class BedrockAdapter(HttpAdapter):
         body = openai_to_converse_request(call.body)
         raw = orjson.dumps(body)
         url = self._url(call.upstream_model, stream=stream)
-        accept = "application/vnd.amazon.eventstream" if stream else "application/json"
-        headers = {"content-type": "application/json", "accept": accept}
+        headers = {"content-type": "application/json"}
         headers.update({name.lower(): value for name, value in self.config.headers})
         return UpstreamRequest(url, self._authorize(url, headers, raw), body, body=raw)
 
@@ -333,13 +335,13 @@ class BedrockAdapter(HttpAdapter):
         return str(yarl.URL(url))
 
     def _authorize(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        if self.config.api_key:
+        if self.config.api_key and not self.config.option("access_key_id"):
             return {**headers, "authorization": f"Bearer {self.config.api_key}"}
         credentials, region = self._credentials, self._region
         if credentials is None or region is None:
             raise self._misconfigured()
         return sign_request(
-            "POST", url, headers, body, credentials=credentials, region=region,
+            "POST", url, headers, body=body, credentials=credentials, region=region,
             service=SIGNING_SERVICE, now=datetime.now(UTC),
         )  # fmt: skip
 
@@ -370,7 +372,7 @@ class BedrockAdapter(HttpAdapter):
             payload = None
         if isinstance(payload, dict):
             text = str(payload.get("message") or payload.get("Message") or text)
-        return self.classify(500, message.header(":exception-type"), text, {})
+        return self.classify(500, message.header(":exception-type"), text)
 
     def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
         """AWS's ``{"message"}`` body, classified by ``x-amzn-ErrorType``, then status."""
@@ -383,10 +385,15 @@ class BedrockAdapter(HttpAdapter):
         text = payload.get("message") or payload.get("Message")
         if not isinstance(text, str) or not text:
             text = raw.decode("utf-8", errors="replace").strip() or "no error message"
-        return self.classify(status, error_type, text, headers)
+        return self.classify(status, error_type, text, headers=headers)
 
     def classify(
-        self, status: int, error_type: str | None, text: str, headers: Mapping[str, str]
+        self,
+        status: int,
+        error_type: str | None,
+        text: str,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamError:
         """One UpstreamError for an AWS error type (or, when unknown, its HTTP status)."""
         name, kind = self.config.name, _error_type(error_type)
@@ -403,7 +410,7 @@ class BedrockAdapter(HttpAdapter):
                 code="upstream_rejected_request", retryable=False,
             )  # fmt: skip
         if category == "rate":
-            retry_after = headers.get("retry-after")
+            retry_after = (headers or {}).get("retry-after")
             return UpstreamError(
                 message, status=429, error_type="rate_limit_error",
                 code="upstream_rate_limited",

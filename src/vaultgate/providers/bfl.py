@@ -100,7 +100,8 @@ class BflAdapter(ImageHttpAdapter):
         """Submit one task per image, poll each until ready, download the results."""
         task, dropped = openai_to_bfl_task(call, self.config.name)
         url = f"{self.config.base_url.rstrip('/')}/v1/{call.upstream_model}"
-        submit = UpstreamRequest(url, {**self._headers(), "Content-Type": "application/json"}, task)
+        headers = {**self._headers(), "Content-Type": "application/json"}
+        submit = UpstreamRequest(url, headers, task)
 
         async def one(_: int) -> list[GeneratedImage]:
             return [await self._generate(submit)]

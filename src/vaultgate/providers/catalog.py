@@ -35,7 +35,10 @@ from vaultgate.errors import ConfigError
 from vaultgate.providers.base import ParamValue
 
 MODEL_TYPES = ("text", "image", "hybrid")
-WIRE_FORMATS = ("openai", "offline", "anthropic", "gemini", "vertex", "bedrock")
+WIRE_FORMATS = (
+    "openai", "offline", "anthropic", "gemini", "vertex", "bedrock",
+    "bfl", "stability", "replicate", "cohere", "azure",
+)  # fmt: skip
 CHAT_TYPES = frozenset({"text", "hybrid"})
 IMAGE_TYPES = frozenset({"image", "hybrid"})
 

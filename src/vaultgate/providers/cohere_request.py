@@ -29,7 +29,10 @@ tool_choice                 ``none`` → ``NONE``, ``required`` → ``REQUIRED``
 response_format             ``json_object`` → ``json_object``; ``json_schema`` →
                             ``json_object`` with its ``schema`` as ``json_schema``
 stream, stream_options      ``stream``; Cohere always reports usage when streaming
-n                           1 honoured; more refused (Cohere answers once)
+n                           answered by the gateway: Cohere answers one choice per
+                            request, so ``n`` > 1 becomes ``n`` concurrent calls
+                            (``supports_n`` is False; see ``fanout``); a call that
+                            still carries ``n`` > 1 is refused
 parallel_tool_calls: true,  honoured (Cohere's behaviour anyway)
 logprobs: false
 user, logprobs, top_logprobs, dropped with a warning: no Cohere equivalent, and the

@@ -5,10 +5,11 @@ A service-account key is the JSON file Google Cloud issues for a service account
 ``token_uri``). A token is obtained with the JWT bearer grant
 (https://developers.google.com/identity/protocols/oauth2/service-account#httprest): a JWT
 signed RS256 with the key, claims ``iss`` (the client email), ``scope`` (cloud-platform),
-``aud`` (the key's ``token_uri``), ``iat`` and ``exp`` (one hour later), is posted form-encoded
-as ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>`` to the
-``token_uri``, which answers ``{"access_token", "expires_in", "token_type": "Bearer"}`` or
-``{"error", "error_description"}``.
+``aud`` (always ``https://oauth2.googleapis.com/token``, whatever the key's ``token_uri``, as
+the page above says and Google's own auth library does), ``iat`` and ``exp`` (one hour
+later), is posted form-encoded (``grant_type`` the JWT bearer grant type, ``assertion`` the
+JWT) to the ``token_uri``, which answers ``{"access_token", "expires_in", "token_type"}``
+or ``{"error", "error_description"}``.
 
 Tokens are kept until ``REFRESH_MARGIN_S`` before they expire. Concurrent requests that find
 no valid token share one refresh: the first starts it and every other awaits the same task,
@@ -38,6 +39,7 @@ from vaultgate.providers.http import HttpClient
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL, no secret)
+TOKEN_AUDIENCE = DEFAULT_TOKEN_URI
 ASSERTION_LIFETIME_S = 3600
 REFRESH_MARGIN_S = 300
 TOKEN_TIMEOUT_S = 30
@@ -94,7 +96,7 @@ class ServiceAccountKey:
         claims = {
             "iss": self.client_email,
             "scope": scope,
-            "aud": self.token_uri,
+            "aud": TOKEN_AUDIENCE,
             "iat": now,
             "exp": now + ASSERTION_LIFETIME_S,
         }

@@ -68,9 +68,7 @@ def content_filtered(provider: str, message: str) -> UpstreamError:
     )  # fmt: skip
 
 
-def split_params(
-    body: JsonObject, passthrough: Iterable[str]
-) -> tuple[JsonObject, list[str]]:
+def split_params(body: JsonObject, passthrough: Iterable[str]) -> tuple[JsonObject, list[str]]:
     """The body's provider-specific parameters this provider takes, and the names of the
     others it cannot honour (for ``x-vaultgate-warning``)."""
     allowed = set(passthrough)
@@ -147,12 +145,18 @@ async def fan_out(count: int, make: Callable[[int], Awaitable[list[T]]]) -> list
 
 
 def map_image_error(
-    config: ProviderConfig, status: int, raw: bytes, headers: Mapping[str, str]
+    config: ProviderConfig,
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    message: str | None = None,
 ) -> UpstreamError:
     """Classify an image API's HTTP error by status: the caller's mistakes are 400 and never
     retried, credential and account problems are 502 (another deployment may work), rate
-    limits keep their ``retry-after``."""
-    message, _ = error_message_from_body(raw)
+    limits keep their ``retry-after``. ``message`` is the body's, for formats whose error
+    bodies ``error_message_from_body`` does not know."""
+    if message is None:
+        message, _ = error_message_from_body(raw)
     text = scrub_secret(f"{config.name}: {message}", config.api_key)
     if status in (401, 402, 403, 404):
         return UpstreamError(
@@ -179,9 +183,7 @@ class ImageHttpAdapter(HttpAdapter):
 
     def __init__(self, config: ProviderConfig, http: HttpClient) -> None:
         super().__init__(config, http)
-        self.poll_interval_s = option_seconds(
-            config, "poll_interval_s", DEFAULT_POLL_INTERVAL_S
-        )
+        self.poll_interval_s = option_seconds(config, "poll_interval_s", DEFAULT_POLL_INTERVAL_S)
 
     def _refuse_chat(self) -> NoReturn:
         raise UpstreamError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -18,7 +19,6 @@ from vaultgate.errors import UpstreamError
 from vaultgate.providers.base import (
     ChatCall,
     ChatResult,
-    GeneratedImage,
     ImageCall,
     ImageResult,
     JsonObject,
@@ -31,6 +31,8 @@ from vaultgate.providers.http import (
     error_message_from_body,
     scrub_secret,
 )
+from vaultgate.providers.image_support import fan_out
+from vaultgate.providers.openai_images import openai_images_result, plan_openai_images
 from vaultgate.providers.sse import SseEvent
 
 # Upstream statuses that mean the caller's request was wrong, and are never retried.
@@ -169,23 +171,26 @@ class OpenAICompatibleAdapter(HttpAdapter):
         return UpstreamRequest(self._url("/images/generations"), self._headers(), body)
 
     async def images(self, call: ImageCall) -> ImageResult:
-        """Send the images request and relay what comes back."""
-        request = self.build_images_request(call)
+        """Translate the request for the server's images dialect (openai_images.py), send it
+        once or once per batch of images, and gather what comes back."""
+        plan = plan_openai_images(call, self.config.option("images"), self.config.name)
+
+        async def one(index: int) -> list[JsonObject]:
+            return [await self._images_payload(replace(call, body=plan.bodies[index]))]
+
+        payloads = await fan_out(len(plan.bodies), one)
+        return openai_images_result(payloads, plan, self.config.name)
+
+    async def _images_payload(self, call: ImageCall) -> JsonObject:
+        request = await self.authorize(self.build_images_request(call))
         async with self._send(request) as response:
             raw = await self._read_body(response)
             if response.status >= 400:
                 raise self.map_error(response.status, raw, response.headers)
         try:
             payload = orjson.loads(raw)
-            items = payload["data"]
-            images = [
-                GeneratedImage(
-                    url=item.get("url"),
-                    b64_json=item.get("b64_json"),
-                    revised_prompt=item.get("revised_prompt"),
-                )
-                for item in items
-            ]
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise UpstreamError(f"{self.config.name} sent a malformed image response") from None
-        return ImageResult(images=images, created=int(payload.get("created") or time.time()))
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            raise UpstreamError(f"{self.config.name} sent a malformed image response")
+        return payload

@@ -59,9 +59,10 @@ class ImageDialect:
     """What one server family makes of OpenAI's image parameters.
 
     ``sizes`` maps OpenAI sizes to the server's (others go as they are, or are refused when
-    ``sizes_only``); ``qualities`` maps the qualities it takes (others are dropped with a
-    warning when ``drop_other_qualities``, else refused); ``style`` is ``openai`` (vivid and
-    natural sent), ``own`` (OpenAI's dropped, the server's own sent) or ``none``;
+    ``sizes_only``); ``qualities`` maps the qualities it takes, and ``other_qualities``
+    says what becomes of the rest: ``drop`` (with a warning, but standard and auto quietly),
+    ``refuse`` or ``send``; ``style`` is ``openai`` (vivid and natural sent), ``own``
+    (OpenAI's dropped, the server's own sent), ``send`` or ``none`` (dropped);
     ``response_format`` is ``send``, ``omit`` (base64 always) or ``base64`` (asked as that).
     """
 
@@ -70,7 +71,7 @@ class ImageDialect:
     sizes_only: bool = False
     size_as_dimensions: bool = False
     qualities: Mapping[str, str] = field(default_factory=dict)
-    drop_other_qualities: bool = True
+    other_qualities: str = "drop"
     style: str = "none"
     response_format: str = "send"
     max_n: int = 10
@@ -90,13 +91,13 @@ def _same(*sizes: str) -> dict[str, str]:
 DIALECTS = {
     "dall-e-2": ImageDialect(
         "dall-e-2", sizes=_same("256x256", "512x512", "1024x1024"), sizes_only=True,
-        qualities={"standard": "standard", "auto": "auto"}, drop_other_qualities=False,
+        qualities={"standard": "standard", "auto": "auto"}, other_qualities="refuse",
         drop=GPT_IMAGE_ONLY,
     ),
     "dall-e-3": ImageDialect(
         "dall-e-3", sizes=_same("1024x1024", "1792x1024", "1024x1792"), sizes_only=True,
         qualities={"standard": "standard", "hd": "hd", "auto": "auto"},
-        drop_other_qualities=False, style="openai", max_n=1, drop=GPT_IMAGE_ONLY,
+        other_qualities="refuse", style="openai", max_n=1, drop=GPT_IMAGE_ONLY,
     ),
     "gpt-image-1": ImageDialect(
         "gpt-image-1", sizes=_same("1024x1024", "1536x1024", "1024x1536", "auto"),
@@ -117,15 +118,16 @@ DIALECTS = {
     ),
 }  # fmt: skip
 # A server of unknown dialect gets the client's body as it is.
-PASSTHROUGH = ImageDialect("passthrough", drop_other_qualities=False, style="own")
-# Quality is judged against the dialect only when the dialect lists qualities.
-_ANY_QUALITY = frozenset({"passthrough"})
+PASSTHROUGH = ImageDialect("passthrough", other_qualities="send", style="send")
 
 
 def choose_dialect(option: str | None, upstream_model: str) -> ImageDialect:
     """The dialect named by the provider's option, else OpenAI's family of the model."""
     if option is not None:
-        return DIALECTS[option]
+        dialect = DIALECTS.get(option)
+        if dialect is None:
+            raise UpstreamError(f"the provider names an unknown images dialect {option!r}")
+        return dialect
     for prefix in ("gpt-image-1", "dall-e-2", "dall-e-3"):
         if upstream_model.startswith(prefix):
             return DIALECTS[prefix]
@@ -151,8 +153,7 @@ def plan_openai_images(call: ImageCall, option: str | None, provider: str) -> Im
     dropped = sorted(name for name in dialect.drop if name in body)
     for name in dropped:
         del body[name]
-    if dialect.name not in _ANY_QUALITY:
-        _translate_quality(body, dialect, dropped, provider)
+    _translate_quality(body, dialect, dropped, provider)
     _translate_style(body, dialect, dropped, provider)
     _translate_size(body, call.size, dialect, provider)
     if dialect.response_format == "omit":
@@ -167,13 +168,13 @@ def _translate_quality(
     body: JsonObject, dialect: ImageDialect, dropped: list[str], provider: str
 ) -> None:
     quality = body.get("quality")
-    if quality is None:
+    if quality is None or dialect.other_qualities == "send":
         return
     if quality in dialect.qualities:
         body["quality"] = dialect.qualities[quality]
         return
     del body["quality"]
-    if dialect.drop_other_qualities:
+    if dialect.other_qualities == "drop":
         if quality not in NEUTRAL_QUALITIES or dialect.qualities:
             dropped.append("quality")
         return
@@ -185,7 +186,9 @@ def _translate_style(
     body: JsonObject, dialect: ImageDialect, dropped: list[str], provider: str
 ) -> None:
     style = body.get("style")
-    if style is None or (dialect.style == "own" and style not in OPENAI_STYLES):
+    if style is None or dialect.style == "send":
+        return
+    if dialect.style == "own" and style not in OPENAI_STYLES:
         return
     if dialect.style == "openai" and style in OPENAI_STYLES:
         return
@@ -232,7 +235,8 @@ def _image(item: Any, dialect: ImageDialect, provider: str) -> GeneratedImage:
     if dialect.decodes and item.get("b64_json") is not None:
         image = image_from_base64(item["b64_json"], provider)
         return replace(image, revised_prompt=revised)
-    return GeneratedImage(url=item.get("url"), b64_json=item.get("b64_json"), revised_prompt=revised)
+    url, b64 = item.get("url"), item.get("b64_json")
+    return GeneratedImage(url=url, b64_json=b64, revised_prompt=revised)
 
 
 def openai_images_result(

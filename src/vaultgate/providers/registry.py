@@ -14,13 +14,18 @@ from dataclasses import dataclass, replace
 
 from vaultgate.config import Settings
 from vaultgate.providers.anthropic import AnthropicAdapter
+from vaultgate.providers.azure import AzureOpenAIAdapter
 from vaultgate.providers.base import Provider, ProviderConfig
 from vaultgate.providers.bedrock import BedrockAdapter
+from vaultgate.providers.bfl import BflAdapter
 from vaultgate.providers.catalog import CatalogData, ModelEntry, ProviderSpec, is_http_url
+from vaultgate.providers.cohere import CohereAdapter
 from vaultgate.providers.gemini import GeminiAdapter
 from vaultgate.providers.http import HttpClient
 from vaultgate.providers.offline import OfflineProvider
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
+from vaultgate.providers.replicate import ReplicateAdapter
+from vaultgate.providers.stability import StabilityAdapter
 from vaultgate.providers.vertex import VertexAdapter
 
 log = logging.getLogger("vaultgate.providers")
@@ -63,6 +68,11 @@ ADAPTERS: Mapping[str, AdapterFactory] = {
     "gemini": _gemini,
     "bedrock": _bedrock,
     "vertex": _vertex,
+    "bfl": lambda config, http, _settings: BflAdapter(config, http),
+    "stability": lambda config, http, _settings: StabilityAdapter(config, http),
+    "replicate": lambda config, http, _settings: ReplicateAdapter(config, http),
+    "cohere": lambda config, http, _settings: CohereAdapter(config, http),
+    "azure": lambda config, http, _settings: AzureOpenAIAdapter(config, http),
 }
 
 

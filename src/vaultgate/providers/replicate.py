@@ -148,5 +148,6 @@ class ReplicateAdapter(ImageHttpAdapter):
         reason = scrub_secret(str(prediction.get("error") or status), self.config.api_key)
         raise UpstreamError(
             f"{self.config.name}: the prediction {status}: {reason}",
-            code="upstream_prediction_failed", retryable=status == "canceled",
+            code="upstream_prediction_failed",
+            retryable=status == "canceled",
         )

@@ -116,7 +116,7 @@ class StabilityAdapter(ImageHttpAdapter):
         message, name = stability_error_message(raw)
         if status == 403 and name == "content_moderation":
             return content_filtered(self.config.name, scrub_secret(message, self.config.api_key))
-        return map_image_error(self.config, status, raw, headers)
+        return map_image_error(self.config, status, raw, headers, message)
 
     async def images(self, call: ImageCall) -> ImageResult:
         """One request per image; each answers its image in base64."""

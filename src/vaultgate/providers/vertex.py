@@ -159,9 +159,10 @@ class VertexAdapter(GeminiAdapter):
 
     def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
         """As for the Gemini API; a 401 also drops the cached token."""
+        error = super().map_error(status, raw, headers)
         if status == 401 and self.tokens is not None:
-            self.tokens.invalidate()
-        return super().map_error(status, raw, headers)
+            self.tokens.invalidate()  # after mapping, so the message is scrubbed of it
+        return error
 
     def _scrub(self, text: str) -> str:
         current = self.tokens.current if self.tokens is not None else None

@@ -16,6 +16,8 @@ from vaultgate.web.alerts_pages import alerts_page
 from vaultgate.web.analytics_pages import analytics_page
 from vaultgate.web.auth_pages import signin, signout, signup
 from vaultgate.web.balance_pages import balance_page
+from vaultgate.web.chat_routes import chat_routes
+from vaultgate.web.docs_pages import docs_routes
 from vaultgate.web.guard import signed_in_page
 from vaultgate.web.keys_pages import edit_key, keys_page, revoke_key_page
 from vaultgate.web.logs_pages import log_detail, logs_csv, logs_page
@@ -76,6 +78,8 @@ def page_routes() -> list[Route | Mount]:
         Route("/dashboard/playground", signed_in_page(playground_page)),
         Route("/dashboard/playground/chat", signed_in_page(playground_chat), methods=["POST"]),
         Route("/dashboard/playground/images", signed_in_page(playground_images), methods=["POST"]),
+        *chat_routes(),
+        *docs_routes(),
         Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
 

@@ -135,9 +135,7 @@ def text_answer(
     )  # fmt: skip
 
 
-def image_answer(
-    result: Any, *, model_id: str, request_id: str, unit_price: int
-) -> NewMessage:
+def image_answer(result: Any, *, model_id: str, request_id: str, unit_price: int) -> NewMessage:
     """The assistant turn an image response makes: its PNGs, and links for images that
     came only as links."""
     data = result.get("data") if isinstance(result, dict) else None

@@ -49,9 +49,7 @@ def _footer(message: ChatMessage) -> str | None:
         return None
     parts = []
     if message.prompt_tokens or message.completion_tokens:
-        parts.append(
-            f"{message.prompt_tokens} tokens in, {message.completion_tokens} tokens out"
-        )
+        parts.append(f"{message.prompt_tokens} tokens in, {message.completion_tokens} tokens out")
     parts.append(f"${format_micros(message.cost_micros)}")
     if message.finish_reason == "stopped":
         parts.append("stopped")

@@ -124,8 +124,10 @@ async def create_conversation(
         "created_at": now, "updated_at": now,
     }  # fmt: skip
     async with engine.begin() as conn:
-        result = await conn.execute(insert(conversations).values(values))
-        new_id = int(result.inserted_primary_key[0])
+        result = await conn.execute(
+            insert(conversations).values(values).returning(conversations.c.id)
+        )
+        new_id = int(result.scalar_one())
     return Conversation(new_id, user_id, DEFAULT_TITLE, model, False, now, now)
 
 
@@ -185,7 +187,9 @@ async def rename_conversation(
     return await _change(engine, user_id, conversation_id, title=title)
 
 
-async def share_conversation(engine: AsyncEngine, user_id: int, conversation_id: int) -> str | None:
+async def share_conversation(
+    engine: AsyncEngine, user_id: int, conversation_id: int
+) -> str | None:
     """A new share token for the conversation (any earlier link stops working)."""
     token = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
     changed = await _change(
@@ -197,9 +201,7 @@ async def share_conversation(engine: AsyncEngine, user_id: int, conversation_id:
 
 async def unshare_conversation(engine: AsyncEngine, user_id: int, conversation_id: int) -> bool:
     """Revoke the conversation's share link."""
-    return await _change(
-        engine, user_id, conversation_id, share_token_hash=None, shared_at=None
-    )
+    return await _change(engine, user_id, conversation_id, share_token_hash=None, shared_at=None)
 
 
 async def delete_conversation(engine: AsyncEngine, user_id: int, conversation_id: int) -> bool:
@@ -259,15 +261,23 @@ async def save_turn(
     async with engine.begin() as conn:
         if replace_answer:
             await _drop_answers_after_last_question(conn, conversation.id)
-        elif first_question and conversation.title == DEFAULT_TITLE:
-            if not await _has_messages(conn, conversation.id):
-                values["title"] = title_from(first_question.content)
+        elif (
+            first_question
+            and conversation.title == DEFAULT_TITLE
+            and not await _has_messages(conn, conversation.id)
+        ):
+            values["title"] = title_from(first_question.content)
         for message in messages:
-            result = await conn.execute(insert(chat_messages).values(_row(conversation.id, message)))
+            result = await conn.execute(
+                insert(chat_messages)
+                .values(_row(conversation.id, message))
+                .returning(chat_messages.c.id)
+            )
+            answer_id = int(result.scalar_one())
         await conn.execute(
             update(conversations).where(conversations.c.id == conversation.id).values(values)
         )
-    return int(result.inserted_primary_key[0])
+    return answer_id
 
 
 async def _has_messages(conn: AsyncConnection, conversation_id: int) -> bool:

@@ -21,10 +21,12 @@ SCENARIOS = (
     "error-400", "error-401", "error-429", "error-500", "stream-error", "content-filter",
 )  # fmt: skip
 
-# A 1x1 PNG, for requests with an image.
+# A 1x1 PNG and a 1x1 lossless WebP, for requests with an image.
 PNG_BASE64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )
+WEBP_BASE64 = "UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA=="
+IMAGES = {"image/png": PNG_BASE64, "image/webp": WEBP_BASE64}
 
 
 class FakeServer(Protocol):
@@ -115,6 +117,8 @@ class Facts:
     # The calls ``tool`` and ``parallel-tools`` answer (ids None when the adapter makes them).
     tool_calls: tuple[ToolUse, ...] = ()
     parallel_tool_calls: tuple[ToolUse, ...] = ()
+    # A scenario answering one call to ``get_time`` without arguments, if the fake has one.
+    no_argument_call: str | None = None
     # What ``json`` answers, parsed.
     json_reply: JsonObject | None = None
     # A scenario whose usage reports cached and/or reasoning tokens, and that usage.
@@ -137,7 +141,9 @@ class Target(Protocol[ServerT]):
 
     name: str
     facts: Facts
-    # Case name -> why it does not apply to this adapter (reported as a skip).
+    # Case name -> why it does not apply to this adapter (reported as a skip). A key
+    # ``case[variant]`` skips only the variants whose test id holds ``variant``
+    # (``tool-choice[none]``, ``upstream-errors[error-401]``).
     not_applicable: Mapping[str, str] = MappingProxyType({})
 
     def start(self) -> ServerT:
