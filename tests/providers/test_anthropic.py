@@ -463,6 +463,16 @@ async def test_chat_stream_parallel_tool_use_gets_one_index_per_call(
     assert json.loads(calls[1]["arguments"]) == SECOND_TOOL_INPUT
 
 
+async def test_chat_stream_tool_use_without_input_streams_empty_object_arguments(
+    adapter: AnthropicAdapter,
+) -> None:
+    chunks = await collect(adapter, make_call(adapter, "tool-no-args", tools=[WEATHER_TOOL]))
+
+    calls = streamed_tool_calls(chunks)
+    assert calls == {0: {"id": "toolu_03", "type": "function", "name": "get_time",
+                         "arguments": "{}"}}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("upstream", "finish_reason"),
     [("stop-sequence", "stop"), ("length", "length"), ("refusal", "content_filter")],

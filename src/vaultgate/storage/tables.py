@@ -138,9 +138,9 @@ request_logs = Table(
     Index("ix_request_logs_user_id_model_id", "user_id", "model", "id"),
     Index("ix_request_logs_user_id_created_at", "user_id", "created_at"),
     Index("ix_request_logs_request_id", "request_id"),
-    # A status class (4xx) is a range of statuses, so the index above returns it in status
-    # order; on the class itself the rows come out in id order. Queries must spell the
-    # expression as here (``request_log_status_class``), or SQLite will not use the index.
+    # A status class (4xx) is a range of statuses, which the (user_id, status, id) index
+    # returns in status order; on the class itself the rows come out in id order. Queries
+    # must spell the expression as here (``request_log_status_class``) for SQLite to use it.
     Index("ix_request_logs_user_id_status_class_id", "user_id", text("(status / 100)"), "id"),
 )
 

@@ -33,3 +33,15 @@ def test_sdk_reads_fake_error_status(
 @pytest.mark.case("sdk")
 def test_sdk_raises_on_fake_error_inside_stream(target: AnyTarget, server: FakeServer) -> None:
     assert target.sdk_status(server, "stream-error", stream=True) is not None
+
+
+@pytest.mark.case("sdk")
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_sdk_accepts_fake_call_without_arguments(
+    target: AnyTarget, server: FakeServer, stream: bool
+) -> None:
+    scenario = target.facts.no_argument_call
+    if scenario is None:
+        pytest.skip(f"{target.name}: its fake has no call without arguments")
+
+    assert target.sdk_status(server, scenario, stream=stream) is None
