@@ -110,3 +110,20 @@ def test_gateway_n2_stream_interleaves_two_choices_with_summed_usage(
     assert len(sent_for(fake, user)) == 2
     row = wait_for_log_rows(gateway.database_url, [raw.headers["x-request-id"]])
     assert row[raw.headers["x-request-id"]]["charged_micros"] == COST
+
+
+def test_gateway_n_above_fanout_bound_is_400_without_upstream_calls(
+    client: openai.OpenAI, fake: FakeAnthropic
+) -> None:
+    user = uuid.uuid4().hex
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="claude-fake-plain-text",
+            messages=[{"role": "user", "content": "hi"}],
+            n=17,
+            user=user,
+        )
+
+    assert caught.value.code == "unsupported_parameter"
+    assert sent_for(fake, user) == []

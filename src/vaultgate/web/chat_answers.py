@@ -4,7 +4,7 @@ A text answer is the gateway's own event stream, passed to the browser as it com
 way it is tallied so that, when it ends (or the browser stops it), the question and the
 answer are stored with the answer's model, tokens, cost and request id. The stored turn is
 written before the stream's last byte, so a page loaded right after it finished shows it.
-An image answer is the gateway's image response, stored with its PNGs.
+An image answer is the gateway's image response, stored with its images.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def text_answer(
 
 
 def image_answer(result: Any, *, model_id: str, request_id: str, unit_price: int) -> NewMessage:
-    """The assistant turn an image response makes: its PNGs, and links for images that
+    """The assistant turn an image response makes: its images, and links for images that
     came only as links."""
     data = result.get("data") if isinstance(result, dict) else None
     items = [item for item in data or () if isinstance(item, dict)]

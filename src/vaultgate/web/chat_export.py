@@ -1,7 +1,9 @@
-"""A conversation as a JSON or Markdown file; images go inline, as base64 PNG."""
+"""A conversation as a JSON or Markdown file; images go inline, in base64."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Sequence
 
@@ -11,6 +13,27 @@ from vaultgate.billing.pricing import format_micros
 from vaultgate.providers.base import JsonObject
 from vaultgate.web.chat_store import ChatMessage, Conversation
 
+# Image formats by their first bytes (providers answer PNG, JPEG or WebP).
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+              (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))  # fmt: skip
+
+
+def image_bytes(encoded: str) -> tuple[bytes, str] | None:
+    """A stored base64 image as bytes and media type; None when it is not an image."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return data, "image/webp"
+    found = next((kind for magic, kind in SIGNATURES if data.startswith(magic)), None)
+    return (data, found) if found else None
+
+
+def _data_url(encoded: str) -> str:
+    decoded = image_bytes(encoded)
+    return f"data:{decoded[1] if decoded else 'image/png'};base64,{encoded}"
+
 
 def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
@@ -19,7 +42,7 @@ def _stamp(moment: dt.datetime) -> str:
 def _message(message: ChatMessage) -> JsonObject:
     return {
         "role": message.role, "content": message.content, "model": message.model,
-        "images_b64_png": message.images, "prompt_tokens": message.prompt_tokens,
+        "images_b64": message.images, "prompt_tokens": message.prompt_tokens,
         "completion_tokens": message.completion_tokens, "cost_micros": message.cost_micros,
         "cost_usd": format_micros(message.cost_micros), "finish_reason": message.finish_reason,
         "request_id": message.request_id, "created_at": _stamp(message.created_at),
@@ -63,8 +86,8 @@ def conversation_markdown(conversation: Conversation, messages: Sequence[ChatMes
         lines += [_heading(message), ""]
         if message.content:
             lines += [message.content, ""]
-        for png in message.images:
-            lines += [f"![Generated image](data:image/png;base64,{png})", ""]
+        for encoded in message.images:
+            lines += [f"![Generated image]({_data_url(encoded)})", ""]
         footer = _footer(message)
         if footer:
             lines += [footer, ""]

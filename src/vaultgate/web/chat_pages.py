@@ -6,8 +6,6 @@ Conversations are found only among the signed-in user's own; any other id is a 4
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -15,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vaultgate.providers.catalog import ModelEntry
-from vaultgate.web.chat_export import conversation_json, conversation_markdown
+from vaultgate.web.chat_export import conversation_json, conversation_markdown, image_bytes
 from vaultgate.web.chat_store import (
     ChatMessage,
     Conversation,
@@ -172,22 +170,20 @@ async def export_markdown(request: Request, signed_in: PageSession) -> Response:
     return _download(body, "text/markdown; charset=utf-8", f"chat-{conversation.id}.md")
 
 
-async def _png(state: WebState, conversation: Conversation, request: Request) -> Response:
+async def _image(state: WebState, conversation: Conversation, request: Request) -> Response:
     message_id = int(request.path_params["message_id"])
     index = int(request.path_params["index"])
     message = await find_message(state.engine, conversation.id, message_id)
-    if message is None or index >= len(message.images):
+    image = image_bytes(message.images[index]) if message and index < len(message.images) else None
+    if image is None:
         raise HTTPException(404)
-    try:
-        png = base64.b64decode(message.images[index], validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(404) from None
-    return Response(png, media_type="image/png", headers={"cache-control": IMAGE_CACHE})
+    data, media_type = image
+    return Response(data, media_type=media_type, headers={"cache-control": IMAGE_CACHE})
 
 
 async def image_file(request: Request, signed_in: PageSession) -> Response:
     """GET one generated image of the user's conversation."""
-    return await _png(request.app.state.web, await _own(request, signed_in), request)
+    return await _image(request.app.state.web, await _own(request, signed_in), request)
 
 
 async def _shared(request: Request) -> Conversation:
@@ -205,9 +201,11 @@ async def shared_page(request: Request) -> Response:
     image_base = f"/share/{request.path_params['token']}/images"
     stored = await messages_of(state.engine, conversation.id)
     messages = [message_view(m, image_base) for m in stored]
-    return page(request, "chat_shared.html", {"title": conversation.title, "messages": messages})
+    # Public: the turns only; what they cost is the owner's business.
+    context = {"title": conversation.title, "messages": messages, "public": True}
+    return page(request, "chat_shared.html", context)
 
 
 async def shared_image(request: Request) -> Response:
     """GET one generated image of a shared conversation."""
-    return await _png(request.app.state.web, await _shared(request), request)
+    return await _image(request.app.state.web, await _shared(request), request)

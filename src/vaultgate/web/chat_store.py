@@ -41,7 +41,7 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    """One stored turn; ``images`` holds base64 PNGs."""
+    """One stored turn; ``images`` holds base64 images (PNG, JPEG or WebP)."""
 
     id: int
     role: str

@@ -63,16 +63,16 @@
 
   // ---- the conversation on screen ----
 
-  // The log keeps the newest text in view until the reader scrolls up to read back.
+  // The page keeps the newest text in view until the reader scrolls up to read back.
+  const page = document.scrollingElement;
   let follow = true;
 
   function nearBottom() {
-    const log = els.log;
-    return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+    return page.scrollHeight - page.scrollTop - page.clientHeight < 120;
   }
 
   function scrollDown(force) {
-    if (force || follow) els.log.scrollTop = els.log.scrollHeight;
+    if (force || follow) page.scrollTop = page.scrollHeight;
   }
 
   function turnView(role, modelId) {
@@ -305,7 +305,7 @@
   });
   els.stop.addEventListener("click", () => controller?.abort());
   els.regenerate.addEventListener("click", regenerate);
-  els.log.addEventListener("scroll", () => { follow = nearBottom(); });
+  window.addEventListener("scroll", () => { follow = nearBottom(); }, { passive: true });
   // Images take their height when they load: keep following the end of the log.
   els.log.addEventListener("load", () => scrollDown(false), true);
   els.model.addEventListener("change", syncModel);
@@ -314,5 +314,5 @@
     els.sideList.open = false; // on a phone the conversation comes first
   }
   syncModel();
-  scrollDown(true);
+  if (els.log.querySelector(".chat-turn")) scrollDown(true);
 })();
