@@ -26,6 +26,7 @@ from vaultgate.billing.alerts import AlertChecker, AlertRules
 from vaultgate.billing.hold_stores import build_hold_store
 from vaultgate.billing.payments import StripeConfig
 from vaultgate.billing.reservations import release_stale
+from vaultgate.clock import Clock, WallClock
 from vaultgate.config import Settings
 from vaultgate.errors import InternalError, MethodNotAllowed, NotFound, VaultGateError
 from vaultgate.gateway.chat import chat_completions
@@ -38,9 +39,13 @@ from vaultgate.gateway.responses import JsonResponse, error_response
 from vaultgate.limits.base import SlidingWindowLimiter
 from vaultgate.limits.memory import MemoryLimiter
 from vaultgate.limits.redis import RedisLimiter
+from vaultgate.metrics.endpoint import metrics_endpoint
+from vaultgate.metrics.requests import RequestMetrics
+from vaultgate.metrics.scrape import MetricsExporter
 from vaultgate.providers.catalog import load_catalog
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
+from vaultgate.providers.repricing import DailyRepricer
 from vaultgate.routing.breaker import BreakerPolicy, Breakers
 from vaultgate.routing.router import RetryPolicy, Router
 from vaultgate.routing.shared_breaker import SharedBreakers
@@ -164,12 +169,17 @@ def build_breakers(settings: Settings) -> Breakers:
 
 
 def create_app(
-    settings: Settings | None = None, environ: Mapping[str, str] | None = None
+    settings: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> HotPath:
-    """Build the ASGI app. ``environ`` supplies provider credentials (default: os.environ)."""
+    """Build the ASGI app. ``environ`` supplies provider credentials (default: os.environ);
+    ``clock`` tells the day whose prices are in force (default: the wall clock)."""
     settings = settings or Settings()
     environ = os.environ if environ is None else environ
-    catalog = load_catalog(settings.config)
+    clock = clock or WallClock()
+    catalog = load_catalog(settings.config, today=clock.now().date())
     engine = create_engine(settings.resolved_database_url(), pool_size=settings.database_pool_size)
     http = HttpClient(
         pool_size=settings.upstream_pool_size,
@@ -215,7 +225,13 @@ def create_app(
                 budget_s=settings.retry_budget_s,
             ),
         ),
+        metrics=RequestMetrics(registry.models),
     )
+    repricer = DailyRepricer(registry.models, clock)
+    exporter = MetricsExporter(
+        state.metrics, breakers=state.router.breakers, models=registry.models,
+        request_log=state.request_log,
+    )  # fmt: skip
 
     async def release_orphans() -> int:
         return await release_stale(
@@ -235,6 +251,7 @@ def create_app(
             asyncio.create_task(
                 _every(stale_hold_check_s(settings), release_orphans, "stale-holds")
             ),
+            asyncio.create_task(repricer.run(), name="repricing"),
         ]
         breakers = state.router.breakers
         if isinstance(breakers, SharedBreakers):
@@ -267,6 +284,7 @@ def create_app(
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(exporter.render, settings.metrics_token)),
         Route("/v1", _v1_unknown, methods=ALL_METHODS),
         Route("/v1/{rest:path}", _v1_unknown, methods=ALL_METHODS),
         Mount("/api", app=create_api(api_state)),

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         None, description="URL that receives each alert as a JSON POST."
     )
+    metrics_token: str | None = Field(
+        None,
+        repr=False,
+        description=(
+            "Bearer token GET /metrics requires. When unset, metrics are served only to "
+            "clients connecting from loopback (127.0.0.1, ::1) through no proxy."
+        ),
+    )
     admin_email: str = Field(
         "admin@localhost", description="Email of the first admin, created on first start."
     )

@@ -88,6 +88,14 @@ class ModelNotAllowed(VaultGateError):
     code = "model_not_allowed"
 
 
+class Forbidden(VaultGateError):
+    """The caller may not read this resource from where it is (403)."""
+
+    status = 403
+    error_type = "permission_error"
+    code = "forbidden"
+
+
 class NotFound(VaultGateError):
     """No such resource (404)."""
 

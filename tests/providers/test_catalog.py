@@ -38,6 +38,16 @@ format = "openai"
 base_url = "http://127.0.0.1:9/v1"
 """
 
+# Shipped providers that bill in another currency or publish no token price: they serve only
+# as later deployments of entries priced from another provider's USD list.
+NO_USD_PRICE = frozenset({"zhipu", "siliconflow", "scaleway", "nvidia"})
+
+
+def is_local_server(name: str) -> bool:
+    """Whether the shipped provider ``name`` is a local server (its address is a variable)."""
+    base_url = SHIPPED.providers[name].base_url
+    return base_url.startswith("${") and base_url.endswith("_BASE_URL}")
+
 
 # The shipped catalog.
 
@@ -63,8 +73,11 @@ def test_shipped_model_is_well_formed(model_id: str) -> None:
     assert all(type(price) is int and price >= 0 for price in prices)
     assert all(type(price) is int and price > 0 for price in pricing.images.values())
     if entry.serves_chat():
-        assert pricing.input_per_m > 0
-        assert pricing.output_per_m > 0
+        # Every chat model is priced, except one served only by local servers: nobody bills
+        # their tokens, so it may be free (39-extra-hosts.toml).
+        if not all(is_local_server(d.provider) for d in entry.deployments):
+            assert pricing.input_per_m > 0
+            assert pricing.output_per_m > 0
         assert pricing.cached_input_per_m <= pricing.input_per_m
     if entry.serves_images():
         assert pricing.images
@@ -91,6 +104,30 @@ def test_shipped_provider_is_well_formed(name: str) -> None:
         assert spec.base_url.startswith("https://")
         assert spec.api_key_env
         assert spec.needs_key
+
+
+def test_shipped_free_chat_models_are_served_only_by_local_servers() -> None:
+    free = {
+        model_id: entry
+        for model_id, entry in SHIPPED.models.items()
+        if entry.serves_chat()
+        and (entry.pricing.input_per_m, entry.pricing.output_per_m) == (0, 0)
+    }
+
+    assert set(free) == {"gpt-oss-20b-local-text"}
+    assert free["gpt-oss-20b-local-text"].deployments == (
+        Deployment("ollama", "gpt-oss:20b", priority=0),
+        Deployment("lmstudio", "openai/gpt-oss-20b", priority=1),
+        Deployment("vllm", "openai/gpt-oss-20b", priority=2),
+    )
+    assert all(is_local_server(d.provider) for entry in free.values() for d in entry.deployments)
+
+
+def test_shipped_providers_without_usd_price_only_follow_a_priced_deployment() -> None:
+    served = [entry for entry in SHIPPED.models.values() if NO_USD_PRICE & set(entry.providers)]
+
+    assert {p for entry in served for p in entry.providers} >= NO_USD_PRICE
+    assert all(entry.providers[0] not in NO_USD_PRICE for entry in served)
 
 
 def test_shipped_model_ids_are_unique_across_data_files() -> None:

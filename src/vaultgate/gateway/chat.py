@@ -86,11 +86,11 @@ async def serve_chat(
             return await _stream(state, trace, model, body)
         return await _complete(state, trace, model, body)
     except VaultGateError as error:
-        trace.finish(state.request_log, status=error.status, error=error)
+        trace.finish(state, status=error.status, error=error)
         return error_response(error, trace.headers())
     except BaseException:
         # Whatever happens, a hold taken for this request must be settled (released).
-        trace.finish(state.request_log, status=500, error="internal error")
+        trace.finish(state, status=500, error="internal error")
         raise
 
 
@@ -151,7 +151,7 @@ async def _complete(
         result.body["usage"] = usage.as_openai()
     cost = model.pricing.token_cost(usage)
     trace.mark_first_byte()
-    trace.finish(state.request_log, status=200, usage=usage, cost_micros=cost)
+    trace.finish(state, status=200, usage=usage, cost_micros=cost)
     headers = {**trace.headers(), **_warning_headers(dropped)}
     return JsonResponse(result.body, headers=headers)
 
@@ -331,9 +331,7 @@ class StreamPipeline:
             await _close(upstream)
             usage = self.usage()
             cost = self._model.pricing.token_cost(usage)
-            trace.finish(
-                state.request_log, status=status, usage=usage, cost_micros=cost, error=error
-            )
+            trace.finish(state, status=status, usage=usage, cost_micros=cost, error=error)
 
 
 def trace_latency_ms(trace: RequestTrace) -> int:

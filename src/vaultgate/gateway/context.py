@@ -32,6 +32,7 @@ from vaultgate.errors import (
 from vaultgate.gateway.image_store import ImageStore
 from vaultgate.limits.base import SlidingWindowLimiter
 from vaultgate.log import access_log_enabled, log_access
+from vaultgate.metrics.requests import RequestMetrics
 from vaultgate.providers.base import Usage
 from vaultgate.providers.catalog import ModelEntry
 from vaultgate.providers.registry import Registry
@@ -61,6 +62,7 @@ class GatewayState:
     limiter: SlidingWindowLimiter
     holds: HoldStore
     router: Router
+    metrics: RequestMetrics
 
     def resolve_model(self, model_id: str, key: KeyRecord, *, endpoint: str) -> ModelEntry:
         """The model a key asks for, checked for existence, endpoint and permission."""
@@ -167,14 +169,15 @@ class RequestTrace:
 
     def finish(
         self,
-        writer: RequestLogWriter,
+        state: GatewayState,
         *,
         status: int,
         usage: Usage | None = None,
         cost_micros: int = 0,
         error: VaultGateError | str | None = None,
     ) -> None:
-        """Queue the request-log row and write the access-log line."""
+        """Queue the request-log row, count the request in the metrics and write the
+        access-log line."""
         now = time.perf_counter()
         latency_ms = int((now - self.started) * 1000)
         ttft_ms = int((self.first_byte - self.started) * 1000) if self.first_byte else None
@@ -206,7 +209,8 @@ class RequestTrace:
             attempts=self.attempts,
             error=message,
         )
-        writer.record(FinishedRequest(entry, self.hold, tokens_used, self.prices or {}))
+        state.request_log.record(FinishedRequest(entry, self.hold, tokens_used, self.prices or {}))
+        state.metrics.observe(entry, error)
         if not access_log_enabled():
             return
         log_access(

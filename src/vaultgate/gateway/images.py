@@ -58,10 +58,10 @@ async def serve_images(
         model = state.resolve_model(model_id, trace.key, endpoint="images")
         return await _generate(state, trace, model, body, load_key=load_key, base_url=base_url)
     except VaultGateError as error:
-        trace.finish(state.request_log, status=error.status, error=error)
+        trace.finish(state, status=error.status, error=error)
         return error_response(error, trace.headers())
     except BaseException:
-        trace.finish(state.request_log, status=500, error="internal error")
+        trace.finish(state, status=500, error="internal error")
         raise
 
 
@@ -116,7 +116,7 @@ async def _generate(
     trace.images = len(data)
     trace.mark_first_byte()
     cost = unit_price * len(data)
-    trace.finish(state.request_log, status=200, usage=result.usage, cost_micros=cost)
+    trace.finish(state, status=200, usage=result.usage, cost_micros=cost)
     # Fields the provider reported (GPT image models' usage, output_format...) are relayed.
     payload = {"created": result.created, **result.extra, "data": data}
     headers = {**trace.headers(), **_warning_headers(result.dropped)}

@@ -17,7 +17,9 @@ Both use the same TOML shape::
 A model may list several ``deployments = [{provider, upstream, weight}]`` instead of one
 ``provider``/``upstream`` pair. An operator's model with a shipped id replaces it. A model
 whose provider announced a price change lists it as ``[[models.price_changes]]`` with a
-``from`` date and the new prices; the catalog uses the prices in force on the day it loads.
+``from`` date and the new prices. A model keeps its whole dated schedule: its ``pricing`` is
+the one in force on the day the catalog loads, and a running app switches to the next prices
+at 00:00 UTC of their date (see ``providers/repricing.py``).
 """
 
 from __future__ import annotations
@@ -54,8 +56,20 @@ class Deployment:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChange:
+    """Prices in force from 00:00 UTC of ``start`` on."""
+
+    start: date
+    pricing: Pricing
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """One model of the catalog."""
+    """One model of the catalog.
+
+    ``pricing`` is in force now. A model whose prices change on announced dates also keeps
+    ``price_schedule``: every dated price, oldest first, its base prices from ``date.min``.
+    """
 
     id: str
     type: str
@@ -66,6 +80,11 @@ class ModelEntry:
     capabilities: tuple[str, ...] = ()
     owned_by: str = ""
     created: int = 0
+    price_schedule: tuple[PriceChange, ...] = ()
+
+    def pricing_on(self, day: date) -> Pricing:
+        """The prices in force on ``day`` (a UTC date)."""
+        return price_in_force(self.price_schedule, day) or self.pricing
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -261,22 +280,36 @@ def _parse_pricing(table: Any, where: str) -> Pricing:
     )
 
 
-def _pricing_in_force(table: Mapping[str, Any], where: str, today: date) -> Pricing:
-    """The base prices, or those of the latest ``price_changes`` entry dated on or before
-    ``today``; an entry names every price it sets (an omitted cached price is the input's)."""
+def _price_schedule(table: Mapping[str, Any], where: str) -> tuple[PriceChange, ...]:
+    """The base prices from ``date.min``, then each ``price_changes`` entry from its date,
+    oldest first; an entry names every price it sets (an omitted cached price is the
+    input's). Empty when the model lists no changes."""
     raw = table.get("price_changes") or []
     if not isinstance(raw, list):
         raise ConfigError(f"{where}: 'price_changes' must be an array of tables")
-    in_force = table.get("pricing")
-    latest: date | None = None
+    if not raw:
+        return ()
+    changes = {date.min: _parse_pricing(table.get("pricing"), where)}
     for change in raw:
         change = _table(change, "each price change", where)
         start = change.get("from")
         if not isinstance(start, date) or isinstance(start, datetime):
             raise ConfigError(f"{where}: a price change needs 'from' as a date (2027-01-01)")
-        if start <= today and (latest is None or start > latest):
-            latest, in_force = start, {k: v for k, v in change.items() if k != "from"}
-    return _parse_pricing(in_force, where)
+        if start in changes:
+            raise ConfigError(f"{where}: two price changes from {start.isoformat()}")
+        prices = {k: v for k, v in change.items() if k != "from"}
+        changes[start] = _parse_pricing(prices, where)
+    return tuple(PriceChange(start, changes[start]) for start in sorted(changes))
+
+
+def price_in_force(schedule: tuple[PriceChange, ...], day: date) -> Pricing | None:
+    """The prices of ``schedule`` in force on ``day``; None for an empty schedule."""
+    in_force = None
+    for change in schedule:
+        if change.start > day:
+            break
+        in_force = change.pricing
+    return in_force
 
 
 def parse_model(table: Mapping[str, Any], *, today: date | None = None) -> ModelEntry:
@@ -294,16 +327,19 @@ def parse_model(table: Mapping[str, Any], *, today: date | None = None) -> Model
     if not isinstance(created, int) or isinstance(created, bool):
         raise ConfigError(f"{where}: 'created' must be an integer (epoch seconds)")
     deployments = _parse_deployments(table, where)
+    schedule = _price_schedule(table, where)
+    today = today or datetime.now(UTC).date()
     return ModelEntry(
         id=model_id,
         type=model_type,
         deployments=deployments,
-        pricing=_pricing_in_force(table, where, today or datetime.now(UTC).date()),
+        pricing=price_in_force(schedule, today) or _parse_pricing(table.get("pricing"), where),
         context_window=_optional_int(table, "context_window", where),
         max_output_tokens=_optional_int(table, "max_output_tokens", where),
         capabilities=tuple(str(c) for c in capabilities),
         owned_by=str(table.get("owned_by", deployments[0].provider)),
         created=created,
+        price_schedule=schedule,
     )
 
 

@@ -55,6 +55,7 @@ class RequestLogWriter:
         self._closing = False
         self.written = 0
         self.dropped = 0
+        self.failed_batches = 0
 
     def record(self, entry: RequestLogEntry | FinishedRequest) -> None:
         """Queue one finished request; never blocks."""
@@ -100,6 +101,7 @@ class RequestLogWriter:
                 await self._write(batch)
             except (SQLAlchemyError, OSError):
                 self._pending[:0] = batch
+                self.failed_batches += 1
                 log.exception("request log write failed", extra={"fields": {"rows": len(batch)}})
                 return False
             self.written += len(batch)

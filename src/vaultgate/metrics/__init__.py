@@ -1,0 +1,1 @@
+"""Prometheus metrics: cheap counters on the request path, rendered at ``GET /metrics``."""
