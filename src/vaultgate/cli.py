@@ -9,10 +9,11 @@ import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vaultgate.accounts.keys import DEFAULT_RPM, create_key, revoke_key
@@ -28,6 +29,7 @@ from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.registry import Registry
 from vaultgate.storage import migrate
 from vaultgate.storage.database import create_engine
+from vaultgate.storage.tables import api_keys
 
 T = TypeVar("T")
 
@@ -109,6 +111,10 @@ def serve(
     password = _with_engine(settings, lambda e: _ensure_first_admin(e, settings))
     if password:
         typer.echo(f"created admin {settings.admin_email} with password: {password}", err=True)
+    address = f"http://{host or settings.host}:{port or settings.port}"
+    typer.echo(
+        f"VaultGate serving on {address} (dashboard {address}/, API {address}/v1)", err=True
+    )
     uvicorn.run(
         "vaultgate.asgi:build",
         factory=True,
@@ -184,6 +190,8 @@ def keys_create(
     """Create an API key; the key itself is printed alone on the last line."""
     settings = Settings()
     expires_at = _parse_expiry(expires)
+    if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
+        raise _fail("--expires is in the past: the key would never work")
     restrictions = [m for m in models.split(",") if m.strip()] if models else None
 
     async def work(engine: AsyncEngine) -> tuple[int, str]:
@@ -201,6 +209,39 @@ def keys_create(
     key_id, key = _with_engine(settings, work)
     typer.echo(f"created key {key_id} '{name}' for {email}; it will not be shown again:")
     typer.echo(key)
+
+
+def _key_state(row: Row[Any], now: dt.datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+@keys_app.command("list")
+def keys_list(email: Annotated[str, typer.Option(help="Owner's email.")]) -> None:
+    """A user's keys, newest first: id, prefix, name, limits, use and state."""
+    settings = Settings()
+
+    async def work(engine: AsyncEngine) -> list[Row[Any]]:
+        user = await find_user_by_email(engine, email)
+        if user is None:
+            raise _fail(f"no user with email {email}")
+        async with engine.connect() as conn:
+            query = select(api_keys).where(api_keys.c.user_id == user.id)
+            return list((await conn.execute(query.order_by(api_keys.c.id.desc()))).all())
+
+    _prepare_storage(settings)
+    rows = _with_engine(settings, work)
+    now = dt.datetime.now(dt.UTC)
+    typer.echo(f"{'id':>6} {'prefix':14} {'name':24} {'rpm':>6} {'quota':>12} {'used':>12} state")
+    for row in rows:
+        quota = "-" if row.token_quota is None else str(row.token_quota)
+        typer.echo(
+            f"{row.id:>6} {row.prefix:14} {row.name[:24]:24} {row.rpm_limit:>6} "
+            f"{quota:>12} {row.tokens_used:>12} {_key_state(row, now)}"
+        )
 
 
 @keys_app.command("revoke")

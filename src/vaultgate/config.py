@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes."
     )
+    body_read_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Longest time a client may take to send a /v1 request body; slower ones get 408."
+        ),
+    )
     log_level: str = Field("INFO", description="Level of the structured log.")
     log_format: Literal["json", "text"] = Field(
         "json", description="Log line format: one JSON object per line, or plain text."
@@ -97,6 +104,18 @@ class Settings(BaseSettings):
     )
     upstream_total_timeout_s: float = Field(
         600.0, gt=0, description="Default longest duration of one provider request."
+    )
+    upstream_max_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest provider response body read (larger ones fail with 502 and are cut off)."
+        ),
+    )
+    upstream_max_event_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest single event or line in a provider's event stream (502 beyond).",
     )
     upstream_pool_size: int = Field(
         512, ge=1, description="Most open connections to all providers together."

@@ -118,6 +118,14 @@ class MethodNotAllowed(VaultGateError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(VaultGateError):
+    """The client did not send its whole request body in time (408)."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class PayloadTooLarge(VaultGateError):
     """The request body is over the configured limit (413)."""
 
@@ -127,7 +135,8 @@ class PayloadTooLarge(VaultGateError):
 
 
 class UnsupportedMediaType(VaultGateError):
-    """The body is not JSON (415)."""
+    """The body is not JSON, or comes in a content encoding the gateway does not read
+    (415)."""
 
     status = 415
     error_type = "invalid_request_error"

@@ -94,3 +94,46 @@ def test_cli_key_for_unknown_email_fails_cleanly(tmp_path: Path) -> None:
     assert "no user with email nobody@example.com" in result.stderr
     assert "Traceback" not in result.stderr
     assert "vg_" not in result.stdout
+
+
+def test_cli_keys_list_shows_ids_prefixes_and_states(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    env = {"VAULTGATE_PASSWORD": "a long enough password"}
+    common = {"database_url": url, "data_dir": tmp_path}
+    run_cli(["users", "create", "--email", "l@example.com", "--username", "lister"], **common, env=env)
+    first = run_cli(["keys", "create", "--email", "l@example.com", "--name", "first"], **common)
+    second = run_cli(
+        ["keys", "create", "--email", "l@example.com", "--name", "second", "--rpm", "7"],
+        **common,
+    )
+    first_id = re.search(r"created key (\d+)", first.stdout)
+    assert first_id
+    assert second.returncode == 0
+    assert run_cli(["keys", "revoke", first_id.group(1)], **common).returncode == 0
+
+    listed = run_cli(["keys", "list", "--email", "l@example.com"], **common)
+
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.strip().splitlines()[1:]]
+    assert [(row[2], row[3], row[-1]) for row in rows] == [
+        ("second", "7", "active"),
+        ("first", "60", "revoked"),
+    ]
+    assert all(row[1].startswith("vg_") for row in rows)
+    assert second.stdout.strip().splitlines()[-1] not in listed.stdout
+
+
+def test_cli_key_with_expiry_in_the_past_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    common = {"database_url": url, "data_dir": tmp_path}
+    env = {"VAULTGATE_PASSWORD": "a long enough password"}
+    run_cli(["users", "create", "--email", "p@example.com", "--username", "pastor"], **common, env=env)
+
+    result = run_cli(
+        ["keys", "create", "--email", "p@example.com", "--name", "k", "--expires", "2020-01-01"],
+        **common,
+    )
+
+    assert result.returncode == 1
+    assert "--expires is in the past" in result.stderr
+    assert "vg_" not in result.stdout

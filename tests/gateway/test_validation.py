@@ -93,6 +93,66 @@ BAD_CHAT: list[tuple[str, Any, str | None]] = [
      "stream_options.include_usage"),
     ("response-format-string", chat(response_format="json"), "response_format"),
     ("response-format-unknown-type", chat(response_format={"type": "xml"}), "response_format"),
+    # Output limits and every other integer are bounded, so no hold can overflow.
+    ("max-tokens-int64", chat(max_tokens=2**63 - 1), "max_tokens"),
+    ("max-tokens-2-63", chat(max_tokens=2**63), "max_tokens"),
+    ("max-tokens-uint64", chat(max_tokens=2**64 - 1), "max_tokens"),
+    ("max-tokens-2-62-n-128", chat(max_tokens=2**62, n=128), "max_tokens"),
+    ("max-tokens-2-31", chat(max_tokens=2**31), "max_tokens"),
+    ("max-completion-tokens-2-31", chat(max_completion_tokens=2**31), "max_completion_tokens"),
+    ("max-tokens-huge-float", chat(max_tokens=1e30), "max_tokens"),
+    ("logit-bias-out-of-range", chat(logit_bias={"1": 101}), "logit_bias"),
+    ("logit-bias-string-value", chat(logit_bias={"1": "x"}), "logit_bias"),
+    # Content parts OpenAI's chat API does not accept, per role.
+    ("part-input-text", chat(messages=[{"role": "user", "content": [
+        {"type": "input_text", "text": "x"}]}]), "messages[0].content[0].type"),
+    ("part-unknown-type", chat(messages=[{"role": "user", "content": [
+        {"type": "text", "text": "x"}, {"type": "blob", "blob": "x"}]}]),
+     "messages[0].content[1].type"),
+    ("part-image-in-system", chat(messages=[{"role": "system", "content": [
+        {"type": "image_url", "image_url": {"url": "https://a.example/i.png"}}]}, USER]),
+     "messages[0].content[0].type"),
+    ("part-refusal-from-user", chat(messages=[{"role": "user", "content": [
+        {"type": "refusal", "refusal": "no"}]}]), "messages[0].content[0].type"),
+    ("part-image-javascript-url", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "javascript:alert(1)"}}]}]),
+     "messages[0].content[0].image_url.url"),
+    ("part-image-file-url", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}]}]),
+     "messages[0].content[0].image_url.url"),
+    ("part-image-detail-unknown", chat(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://a.example/i.png",
+                                            "detail": "ultra"}}]}]),
+     "messages[0].content[0].image_url.detail"),
+    ("part-audio-without-data", chat(messages=[{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"format": "wav"}}]}]),
+     "messages[0].content[0].input_audio.data"),
+    ("part-file-not-object", chat(messages=[{"role": "user", "content": [
+        {"type": "file", "file": "x"}]}]), "messages[0].content[0].file"),
+    ("part-file-empty", chat(messages=[{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "a.pdf"}}]}]), "messages[0].content[0].file"),
+    # Tools and tool_choice.
+    ("tools-number-entry", chat(tools=[5]), "tools[0]"),
+    ("tool-without-type", chat(tools=[{"function": {"name": "f"}}]), "tools[0].type"),
+    ("tool-unknown-type", chat(tools=[{"type": "web", "web": {"name": "f"}}]), "tools[0].type"),
+    ("tool-without-function", chat(tools=[{"type": "function"}]), "tools[0].function"),
+    ("tool-without-name", chat(tools=[{"type": "function", "function": {}}]),
+     "tools[0].function.name"),
+    ("tool-name-number", chat(tools=[{"type": "function", "function": {"name": 5}}]),
+     "tools[0].function.name"),
+    ("tool-parameters-string", chat(tools=[{"type": "function", "function": {
+        "name": "f", "parameters": "x"}}]), "tools[0].function.parameters"),
+    ("tool-choice-unknown-string", chat(tool_choice="sometimes"), "tool_choice"),
+    ("tool-choice-undeclared-function", chat(
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice={"type": "function", "function": {"name": "g"}}), "tool_choice"),
+    ("tool-choice-function-without-tools",
+     chat(tool_choice={"type": "function", "function": {"name": "f"}}), "tool_choice"),
+    ("tool-choice-without-name", chat(
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice={"type": "function", "function": {}}), "tool_choice.function.name"),
+    ("tool-choice-without-type", chat(tool_choice={"function": {"name": "f"}}),
+     "tool_choice.type"),
 ]  # fmt: skip
 
 
@@ -117,9 +177,18 @@ def test_validate_chat_wrong_type_message_names_expected_and_actual() -> None:
         validate_chat(chat(max_tokens="ten"))
 
     assert caught.value.message == (
-        "Invalid type for 'max_tokens': expected an integer, but got string."
+        "Invalid type for 'max_tokens': expected an integer, but got string. "
+        "It must be between 1 and 2147483647."
     )
     assert caught.value.code == "invalid_type"
+
+
+def test_validate_chat_float_output_limit_message_states_allowed_range() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        validate_chat(chat(max_tokens=1e30))
+
+    assert caught.value.param == "max_tokens"
+    assert "between 1 and 2147483647" in caught.value.message
 
 
 def test_validate_chat_missing_model_has_missing_required_code() -> None:
@@ -142,8 +211,22 @@ GOOD_CHAT: list[tuple[str, dict[str, Any]]] = [
     ("content-parts", chat(messages=[{"role": "user", "content": [
         {"type": "text", "text": "look"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
-        {"type": "input_audio", "input_audio": {}},
+        {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}},
+        {"type": "file", "file": {"file_data": "AA==", "filename": "a.pdf"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png",
+                                            "detail": "low"}},
     ]}])),
+    ("assistant-refusal-part", chat(messages=[USER, {"role": "assistant", "content": [
+        {"type": "refusal", "refusal": "no"}, {"type": "text", "text": "sorry"}]}])),
+    ("unknown-message-keys-pass", chat(messages=[{"role": "user", "content": "hi",
+                                                  "prefix": True, "id": 7}])),
+    ("custom-tool", chat(tools=[{"type": "custom", "custom": {"name": "g"}}],
+                         tool_choice={"type": "custom", "custom": {"name": "g"}})),
+    ("allowed-tools-choice", chat(
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice={"type": "allowed_tools",
+                     "allowed_tools": {"mode": "auto", "tools": []}})),
+    ("output-limits-at-bound", chat(max_tokens=2**31 - 1, max_completion_tokens=2**31 - 1)),
     ("bounds", chat(temperature=0, top_p=1, presence_penalty=-2, frequency_penalty=2,
                     max_tokens=1, n=128, seed=-(2**63), top_logprobs=0)),
     ("integer-temperature", chat(temperature=2)),
@@ -184,6 +267,9 @@ BAD_IMAGES: list[tuple[str, Any, str | None]] = [
     ("quality-number", image(quality=1), "quality"),
     ("response-format-unknown", image(response_format="png"), "response_format"),
     ("user-number", image(user=1), "user"),
+    ("style-number", image(style=5), "style"),
+    ("partial-images-huge", image(partial_images=2**63), "partial_images"),
+    ("output-compression-high", image(output_compression=101), "output_compression"),
 ]
 
 

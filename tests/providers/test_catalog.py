@@ -308,6 +308,32 @@ def test_operator_model_price_changes_apply_from_their_date(
     assert (pricing.input_per_m, pricing.cached_input_per_m, pricing.output_per_m) == expected
 
 
+def test_operator_model_price_schedule_kept_for_later_days(tmp_path: Path) -> None:
+    path = write_config(tmp_path, LOCAL_PROVIDER + PRICE_CHANGES)
+
+    entry = load_catalog(path, today=date(2026, 6, 1)).models["dated-text"]
+
+    assert [change.start for change in entry.price_schedule] == [
+        date.min,
+        date(2027, 1, 1),
+        date(2027, 6, 1),
+    ]
+    assert entry.pricing == entry.pricing_on(date(2026, 6, 1)) == entry.price_schedule[0].pricing
+    assert entry.pricing_on(date(2027, 1, 1)).input_per_m == 3_000_000
+    assert entry.pricing_on(date(2099, 1, 1)).output_per_m == 6_000_000
+
+
+def test_operator_model_without_price_changes_has_no_schedule(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, LOCAL_PROVIDER + '[[models]]\nid = "x-text"\nprovider = "local"\n'
+    )
+
+    entry = load_catalog(path).models["x-text"]
+
+    assert entry.price_schedule == ()
+    assert entry.pricing_on(date(2099, 1, 1)) is entry.pricing
+
+
 MODEL = '\n[[models]]\nprovider = "local"\n'
 
 INVALID_CONFIGS = {
@@ -445,6 +471,19 @@ INVALID_CONFIGS = {
         + MODEL
         + 'id = "x-text"\n[[models.price_changes]]\nfrom = 2020-01-01\ninput = "cheap"\n',
         "not a number",
+    ),
+    "price-change-future-bad-price": (
+        LOCAL_PROVIDER
+        + MODEL
+        + 'id = "x-text"\n[[models.price_changes]]\nfrom = 2999-01-01\noutput = "-1"\n',
+        "non-negative",
+    ),
+    "price-changes-same-date": (
+        LOCAL_PROVIDER
+        + MODEL
+        + 'id = "x-text"\n[[models.price_changes]]\nfrom = 2027-01-01\n'
+        + "[[models.price_changes]]\nfrom = 2027-01-01\n",
+        "two price changes from 2027-01-01",
     ),
 }
 

@@ -13,14 +13,16 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vaultgate.bounds import check_range, is_row_id
 from vaultgate.errors import AuthenticationFailed, InvalidRequest, NotFound
+from vaultgate.providers.catalog import MODEL_TYPES, ModelEntry
 from vaultgate.storage.tables import api_keys, users
 
 log = logging.getLogger("vaultgate.accounts")
@@ -31,6 +33,10 @@ KEY_LENGTH = len(KEY_PREFIX) + 43
 DISPLAY_PREFIX_LENGTH = 10
 DEFAULT_RPM = 60
 RESTRICTION_KINDS = ("model", "type", "provider")
+# The documented ranges of a key's limits (rpm and tpm are 32-bit columns).
+MAX_RPM = 1_000_000_000
+MAX_TPM = 1_000_000_000
+MAX_TOKEN_QUOTA = 10**15
 
 
 def generate_key() -> str:
@@ -83,8 +89,14 @@ class KeyRecord:
         return False
 
 
-def normalise_restrictions(rules: Sequence[str] | None) -> list[str] | None:
-    """Validate restriction rules: ``model-id``, ``model:id``, ``type:t``, ``provider:p``."""
+def normalise_restrictions(
+    rules: Sequence[str] | None, offered: Mapping[str, ModelEntry] | None = None
+) -> list[str] | None:
+    """Validate restriction rules: ``model-id``, ``model:id``, ``type:t``, ``provider:p``.
+
+    With ``offered`` (the gateway's models), every rule must also name a model, a model
+    type or a provider that exists, so that a typo cannot make a key that serves nothing.
+    """
     if not rules:
         return None
     cleaned = []
@@ -94,7 +106,52 @@ def normalise_restrictions(rules: Sequence[str] | None) -> list[str] | None:
         if not rule or (sep and (kind not in RESTRICTION_KINDS or not value)):
             raise InvalidRequest(f"invalid model restriction {rule!r}", param="models")
         cleaned.append(rule)
+    if offered is not None:
+        _check_offered(cleaned, offered)
     return cleaned
+
+
+def _names_something(rule: str, offered: Mapping[str, ModelEntry]) -> bool:
+    kind, _, value = rule.partition(":")
+    if not value:
+        kind, value = "model", rule
+    if kind == "type":
+        return value in MODEL_TYPES
+    if kind == "provider":
+        return any(value in model.providers for model in offered.values())
+    return value in offered
+
+
+def _check_offered(rules: Sequence[str], offered: Mapping[str, ModelEntry]) -> None:
+    unknown = [rule for rule in rules if not _names_something(rule, offered)]
+    if unknown:
+        raise InvalidRequest(
+            "model restrictions name no model, type or provider of this gateway: "
+            + ", ".join(repr(rule) for rule in unknown),
+            param="models",
+        )
+
+
+def check_limits(
+    *, rpm: int | None = None, tpm: int | None = None, token_quota: int | None = None
+) -> None:
+    """Refuse a limit outside its documented range, naming it (400); None is not checked."""
+    if rpm is not None:
+        check_range(rpm, param="rpm", low=1, high=MAX_RPM)
+    if tpm is not None:
+        check_range(tpm, param="tpm", low=1, high=MAX_TPM)
+    if token_quota is not None:
+        check_range(token_quota, param="token_quota", low=0, high=MAX_TOKEN_QUOTA)
+
+
+def check_expiry(expires_at: dt.datetime | None) -> None:
+    """Refuse an expiry that has already passed, for keys made or edited by their owner:
+    such a key could never be used (400)."""
+    if expires_at is None:
+        return
+    moment = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)
+    if moment <= dt.datetime.now(dt.UTC):
+        raise InvalidRequest("the expiry must be in the future", param="expires_at")
 
 
 def _record_from_row(row: Any) -> KeyRecord:
@@ -139,6 +196,8 @@ def _key_query() -> Any:
 
 async def find_key_by_id(engine: AsyncEngine, key_id: int) -> KeyRecord | None:
     """The current record of key ``key_id``, read from the database (usable or not)."""
+    if not is_row_id(key_id):
+        return None
     async with engine.connect() as conn:
         row = (await conn.execute(_key_query().where(api_keys.c.id == key_id))).first()
     return _record_from_row(row) if row else None
@@ -154,17 +213,17 @@ async def create_key(
     token_quota: int | None = None,
     allowed_models: Sequence[str] | None = None,
     expires_at: dt.datetime | None = None,
+    offered: Mapping[str, ModelEntry] | None = None,
 ) -> tuple[str, KeyRecord]:
-    """Store a new key for ``user_id``; return its plaintext (shown once) and record."""
+    """Store a new key for ``user_id``; return its plaintext (shown once) and record.
+
+    With ``offered``, model restrictions must name what the gateway offers.
+    """
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidRequest("key name must be 1-100 characters", param="name")
-    if rpm_limit < 1:
-        raise InvalidRequest("rpm must be at least 1", param="rpm")
-    if tpm_limit is not None and tpm_limit < 1:
-        raise InvalidRequest("tpm must be at least 1", param="tpm")
-    if token_quota is not None and token_quota < 0:
-        raise InvalidRequest("token quota cannot be negative", param="token_quota")
+    check_limits(rpm=rpm_limit, tpm=tpm_limit, token_quota=token_quota)
+    restrictions = normalise_restrictions(allowed_models, offered)
     key = generate_key()
     now = dt.datetime.now(dt.UTC)
     row = {
@@ -175,7 +234,7 @@ async def create_key(
         "rpm_limit": rpm_limit,
         "tpm_limit": tpm_limit,
         "token_quota": token_quota,
-        "allowed_models": normalise_restrictions(allowed_models),
+        "allowed_models": restrictions,
         "expires_at": expires_at,
         "created_at": now,
         "updated_at": now,
@@ -189,6 +248,8 @@ async def create_key(
 
 async def revoke_key(engine: AsyncEngine, key_id: int, *, user_id: int | None = None) -> None:
     """Revoke a key (of ``user_id`` when given); NotFound if there is no such live key."""
+    if not is_row_id(key_id):
+        raise NotFound(f"no active API key with id {key_id}", code="key_not_found")
     now = dt.datetime.now(dt.UTC)
     query = (
         update(api_keys)

@@ -132,6 +132,12 @@ async def password_hash_of(engine: AsyncEngine, email: str) -> tuple[User, str] 
     return User(*row[:5]), row.password_hash
 
 
+async def _taken_field(engine: AsyncEngine, user_id: int, email: str | None) -> str:
+    """Which unique field of a refused profile change another account holds."""
+    holder = await find_user_by_email(engine, email) if email is not None else None
+    return "email" if holder is not None and holder.id != user_id else "username"
+
+
 async def update_user(
     engine: AsyncEngine,
     user_id: int,
@@ -163,7 +169,8 @@ async def update_user(
         async with engine.begin() as conn:
             await conn.execute(update(users).where(users.c.id == user_id).values(values))
     except IntegrityError:
-        raise InvalidRequest("that email or username is taken", param="email") from None
+        taken = await _taken_field(engine, user_id, email)
+        raise InvalidRequest(f"that {taken} is taken", param=taken) from None
     found = await find_user_by_id(engine, user_id)
     if found is None:
         raise InvalidRequest("no such user")

@@ -13,10 +13,12 @@ from vaultgate.accounts.sessions import (
     revoke_all_sessions,
     revoke_session,
 )
+from vaultgate.accounts.throttle import sign_in_refusal
 from vaultgate.accounts.users import (
     User,
     check_password,
     create_user,
+    normalise_email,
     update_user,
 )
 from vaultgate.api.deps import SESSION_COOKIE, CallerDep, api_state
@@ -27,8 +29,7 @@ from vaultgate.errors import AuthenticationFailed, InvalidRequest, RateLimited
 router = APIRouter(prefix="/auth", tags=["accounts"])
 profile_router = APIRouter(tags=["accounts"])
 
-LOGIN_ATTEMPTS_PER_ACCOUNT = 10
-LOGIN_ATTEMPTS_PER_ADDRESS = 30
+REGISTRATIONS_PER_ADDRESS = 30
 
 
 def user_out(user: User) -> UserOut:
@@ -76,7 +77,7 @@ async def register(body: RegisterBody, request: Request, response: Response) -> 
     state = api_state(request)
     marker = _attempt_id()
     await _throttle(
-        state, f"register:{_client_address(request)}", LOGIN_ATTEMPTS_PER_ADDRESS, marker
+        state, f"register:{_client_address(request)}", REGISTRATIONS_PER_ADDRESS, marker
     )
     user = await create_user(
         state.engine, email=body.email, username=body.username, password=body.password,
@@ -87,14 +88,17 @@ async def register(body: RegisterBody, request: Request, response: Response) -> 
 
 @router.post("/login")
 async def login(body: LoginBody, request: Request, response: Response) -> SessionOut:
-    """Sign in; throttled per account and per client address."""
+    """Sign in; throttled per account and client address, and per client address."""
     state = api_state(request)
-    marker = _attempt_id()
-    email = body.email.strip().lower()
-    await _throttle(
-        state, f"login:ip:{_client_address(request)}", LOGIN_ATTEMPTS_PER_ADDRESS, marker
+    email = normalise_email(body.email)
+    refusal = await sign_in_refusal(
+        state.limiter, email=email, address=_client_address(request)
     )
-    await _throttle(state, f"login:acct:{email}", LOGIN_ATTEMPTS_PER_ACCOUNT, marker)
+    if refusal is not None:
+        raise RateLimited(
+            "Too many sign-in attempts; try again later.",
+            headers={"retry-after": str(refusal.retry_after_s())},
+        )
     user = await check_password(state.engine, email, body.password)
     if user is None:
         raise AuthenticationFailed("wrong email or password", code="invalid_credentials")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from sqlalchemy import func, select
 
 from vaultgate.api.deps import CallerDep, api_state
+from vaultgate.api.params import BeforeId, PageSize
 from vaultgate.api.schemas import BalanceOut, CheckoutBody, LedgerEntryOut, RedeemBody
 from vaultgate.billing.ledger import balance_of, history
 from vaultgate.billing.payments import apply_event, create_checkout, verify_event
@@ -41,8 +42,8 @@ async def get_balance(request: Request, caller: CallerDep) -> BalanceOut:
 async def get_ledger(
     request: Request,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    limit: PageSize = 50,
+    before_id: BeforeId = None,
 ) -> list[LedgerEntryOut]:
     """The account's ledger, newest first; page with ``before_id``."""
     entries = await history(

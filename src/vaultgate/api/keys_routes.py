@@ -8,8 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select, update
 
-from vaultgate.accounts.keys import create_key, normalise_restrictions, revoke_key
+from vaultgate.accounts.keys import (
+    check_expiry,
+    create_key,
+    normalise_restrictions,
+    revoke_key,
+)
 from vaultgate.api.deps import Caller, CallerDep, api_state
+from vaultgate.api.params import KeyId
 from vaultgate.api.schemas import KeyCreateBody, KeyCreatedOut, KeyOut, KeyUpdateBody
 from vaultgate.errors import InvalidRequest, NotFound
 from vaultgate.storage.tables import api_keys
@@ -59,24 +65,25 @@ async def list_keys(request: Request, caller: CallerDep) -> list[KeyOut]:
 async def make_key(body: KeyCreateBody, request: Request, caller: CallerDep) -> KeyCreatedOut:
     """Create a key; the response holds the key itself, which is never shown again."""
     state = api_state(request)
+    check_expiry(body.expires_at)
     key, record = await create_key(
         state.engine, user_id=caller.user.id, name=body.name, rpm_limit=body.rpm,
         tpm_limit=body.tpm, token_quota=body.token_quota, allowed_models=body.models,
-        expires_at=_aware(body.expires_at),
+        expires_at=_aware(body.expires_at), offered=state.models,
     )  # fmt: skip
     row = await _owned_row(request, caller, record.id)
     return KeyCreatedOut(**_key_out(row).model_dump(), key=key)
 
 
 @router.get("/{key_id}")
-async def get_key(key_id: int, request: Request, caller: CallerDep) -> KeyOut:
+async def get_key(key_id: KeyId, request: Request, caller: CallerDep) -> KeyOut:
     """One key."""
     return _key_out(await _owned_row(request, caller, key_id))
 
 
 @router.patch("/{key_id}")
 async def edit_key(
-    key_id: int, body: KeyUpdateBody, request: Request, caller: CallerDep
+    key_id: KeyId, body: KeyUpdateBody, request: Request, caller: CallerDep
 ) -> KeyOut:
     """Change a key's name or limits; every process applies it on its next sync."""
     state = api_state(request)
@@ -97,9 +104,10 @@ async def edit_key(
     if "name" in given and body.name is None:
         raise InvalidRequest("name cannot be removed", param="name")
     if "expires_at" in given:
+        check_expiry(body.expires_at)
         values["expires_at"] = _aware(body.expires_at)
     if "models" in given:
-        values["allowed_models"] = normalise_restrictions(body.models)
+        values["allowed_models"] = normalise_restrictions(body.models, state.models)
     values["updated_at"] = dt.datetime.now(dt.UTC)
     async with state.engine.begin() as conn:
         await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(values))
@@ -108,7 +116,7 @@ async def edit_key(
 
 
 @router.delete("/{key_id}", status_code=204)
-async def delete_key(key_id: int, request: Request, caller: CallerDep) -> None:
+async def delete_key(key_id: KeyId, request: Request, caller: CallerDep) -> None:
     """Revoke a key; it stops working at once."""
     state = api_state(request)
     await revoke_key(state.engine, key_id, user_id=caller.user.id)

@@ -6,6 +6,8 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vaultgate.accounts.keys import MAX_RPM, MAX_TOKEN_QUOTA, MAX_TPM
+
 
 class Body(BaseModel):
     """Unknown fields are refused rather than silently ignored."""
@@ -57,22 +59,22 @@ class KeyCreateBody(Body):
     """A new API key."""
 
     name: str = Field(min_length=1, max_length=100)
-    rpm: int = Field(60, ge=1, le=1_000_000)
-    tpm: int | None = Field(None, ge=1)
-    token_quota: int | None = Field(None, ge=0)
+    rpm: int = Field(60, ge=1, le=MAX_RPM)
+    tpm: int | None = Field(None, ge=1, le=MAX_TPM)
+    token_quota: int | None = Field(None, ge=0, le=MAX_TOKEN_QUOTA)
     models: list[str] | None = Field(None, max_length=200)
-    expires_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = Field(None, description="Must be in the future.")
 
 
 class KeyUpdateBody(Body):
     """Changes to a key; absent fields stay as they are, null clears optional limits."""
 
     name: str | None = Field(None, min_length=1, max_length=100)
-    rpm: int | None = Field(None, ge=1, le=1_000_000)
-    tpm: int | None = Field(None, ge=1)
-    token_quota: int | None = Field(None, ge=0)
+    rpm: int | None = Field(None, ge=1, le=MAX_RPM)
+    tpm: int | None = Field(None, ge=1, le=MAX_TPM)
+    token_quota: int | None = Field(None, ge=0, le=MAX_TOKEN_QUOTA)
     models: list[str] | None = Field(None, max_length=200)
-    expires_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = Field(None, description="Must be in the future.")
 
 
 class KeyOut(BaseModel):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from vaultgate.api.deps import CallerDep, api_state
+from vaultgate.api.params import BeforeId, KeyFilter, PageSize, StatusFilter
 from vaultgate.api.schemas import NotificationOut, UsageOut
 from vaultgate.storage.tables import notifications, request_logs
 
@@ -18,11 +19,11 @@ router = APIRouter(tags=["usage"])
 async def get_usage(
     request: Request,
     caller: CallerDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
-    key_id: int | None = None,
+    limit: PageSize = 50,
+    before_id: BeforeId = None,
+    key_id: KeyFilter = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
-    status: int | None = None,
+    status: StatusFilter = None,
 ) -> list[UsageOut]:
     """The account's requests, newest first; page with ``before_id``."""
     query = (

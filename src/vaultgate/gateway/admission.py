@@ -1,22 +1,28 @@
 """Admitting a request: rate limits, then holding its maximum cost and tokens.
 
-The hold is an upper bound, so the actual charge can never exceed it: prompt tokens are
-bounded by the prompt's UTF-8 bytes (a byte-level tokenizer never makes more tokens than
-bytes) plus per-message overhead, and completion tokens by ``max_tokens`` (or the model's
-output limit). Both count once for each of the ``n`` choices: a provider that answers one
-choice per request is sent the prompt ``n`` times, and bills it each time.
+The hold is an upper bound, so the actual charge can never exceed it. Prompt tokens are
+bounded by the size of everything forwarded — the whole request body's bytes, since a
+byte-level tokenizer never makes more tokens than bytes, so unknown parameters and extra
+message fields count too — plus per-message and tool-use overhead, with each media part
+counted at the most a provider bills for one (below) instead of its bytes, and the whole
+capped at the model's context window, beyond which no provider takes a prompt. Completion
+tokens are bounded by ``max_tokens`` (or the model's output limit). Both count once for each
+of the ``n`` choices: a provider that answers one choice per request is sent the prompt
+``n`` times, and bills it each time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.billing.hold_stores import HoldStore
 from vaultgate.billing.reservations import Hold
-from vaultgate.errors import RateLimited
+from vaultgate.errors import InsufficientBalance, RateLimited
 from vaultgate.limits.base import Decision, SlidingWindowLimiter, format_reset
 from vaultgate.providers.base import JsonObject, Usage
 from vaultgate.providers.catalog import ModelEntry
@@ -24,31 +30,73 @@ from vaultgate.providers.tokens import estimate_prompt_tokens
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 TOKENS_PER_MESSAGE_BOUND = 8
-TOKENS_PER_IMAGE_BOUND = 2000
 PROMPT_OVERHEAD_BOUND = 16
+# The largest per-image charge any provider documents: gpt-4o-mini bills a high-detail
+# image at 2,833 tokens plus 5,667 per 512-px tile, and an image has at most 8 tiles
+# (https://platform.openai.com/docs/guides/images-vision#calculating-costs). Others bill
+# far less (Claude about 1,600, GPT-4.1 patches at most 3,779). An image costs this however
+# short its URL, and no more however long its data URL, so it replaces the URL's bytes.
+TOKENS_PER_IMAGE_BOUND = 48_169
+# A file (a PDF) is billed by its pages' text and page images, neither bounded by its
+# size: it may fill the whole context window, so it counts as the largest window any
+# catalog model declares, which the model's own window then caps.
+TOKENS_PER_FILE_BOUND = 2_000_000
+# Tools add a hidden system prompt on some providers: Anthropic documents up to 346
+# tokens (https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/overview#pricing).
+TOOL_USE_OVERHEAD_BOUND = 1000
+# Reported usage above this multiple of the hold's tokens is no honest count (a provider
+# bug or a hostile upstream): it is replaced by a local estimate.
+PLAUSIBLE_USAGE_FACTOR = 10
+# Holds are stored in signed 64-bit columns.
+MAX_HOLD = 2**63 - 1
 
 
-def prompt_token_bound(body: JsonObject) -> int:
-    """An upper bound on the prompt tokens of a chat body."""
-    total = PROMPT_OVERHEAD_BOUND
-    for message in body["messages"]:
-        total += TOKENS_PER_MESSAGE_BOUND
+def _media_parts(messages: list[Any]) -> Iterator[JsonObject]:
+    for message in messages:
         content = message.get("content")
-        if isinstance(content, str):
-            total += len(content.encode())
-        elif isinstance(content, list):
-            for part in content:
-                if part.get("type") == "text":
-                    total += len(str(part.get("text", "")).encode())
-                else:
-                    total += TOKENS_PER_IMAGE_BOUND
-        for key in ("tool_calls", "function_call", "name", "tool_call_id"):
-            if message.get(key) is not None:
-                total += len(orjson.dumps(message[key]))
-    for key in ("tools", "functions", "response_format", "tool_choice"):
-        if body.get(key) is not None:
-            total += len(orjson.dumps(body[key]))
+        if isinstance(content, list):
+            yield from (part for part in content if part.get("type") in ("image_url", "file"))
+
+
+def _media_bound(messages: list[Any]) -> int:
+    """Tokens the media parts may cost, less the bytes of their image URLs."""
+    total = 0
+    for part in _media_parts(messages):
+        if part["type"] == "file":
+            total += TOKENS_PER_FILE_BOUND
+        else:
+            total += TOKENS_PER_IMAGE_BOUND - len(part["image_url"]["url"].encode())
     return total
+
+
+def prompt_token_bound(
+    body: JsonObject, *, body_bytes: int | None = None, context_window: int | None = None
+) -> int:
+    """An upper bound on the prompt tokens of one call for a validated chat body.
+
+    ``body_bytes`` is the size the body arrived in (serialised here when unknown); JSON
+    escapes only make it larger than the text it encodes.
+    """
+    size = len(orjson.dumps(body)) if body_bytes is None else body_bytes
+    messages = body["messages"]
+    total = PROMPT_OVERHEAD_BOUND + TOKENS_PER_MESSAGE_BOUND * len(messages) + size
+    total += _media_bound(messages)
+    if body.get("tools") or body.get("functions"):
+        total += TOOL_USE_OVERHEAD_BOUND
+    return min(total, context_window) if context_window else total
+
+
+def plausible_usage(usage: Usage | None, hold: Hold | None) -> Usage | None:
+    """``usage`` unless no provider could honestly report it: a negative count, or more
+    than ``PLAUSIBLE_USAGE_FACTOR`` times the tokens the hold allowed for."""
+    if usage is None:
+        return None
+    counts = (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    if min(counts) < 0:
+        return None
+    if hold is not None and usage.total_tokens > PLAUSIBLE_USAGE_FACTOR * max(hold.tokens, 1):
+        return None
+    return usage
 
 
 def completion_token_bound(body: JsonObject, model: ModelEntry) -> int:
@@ -112,8 +160,10 @@ async def admit_chat(
     body: JsonObject,
     *,
     request_id: str,
+    body_bytes: int | None = None,
 ) -> Admission:
-    """Rate limits, then the hold for a chat request."""
+    """Rate limits, then the hold for a chat request (``body_bytes``: see
+    ``prompt_token_bound``)."""
     completion = completion_token_bound(body, model)
     choices = int(body.get("n") or 1)
     # The token estimate is only needed by a tokens-per-minute limit.
@@ -123,8 +173,11 @@ async def admit_chat(
         else 0
     )
     headers = await check_rate_limits(limiter, key, request_id=request_id, tokens=requested)
-    prompt = prompt_token_bound(body) * choices
+    bound = prompt_token_bound(body, body_bytes=body_bytes, context_window=model.context_window)
+    prompt = bound * choices
     amount = model.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=completion))
+    if max(amount, prompt + completion) > MAX_HOLD:
+        raise InsufficientBalance("This request could cost more than any balance can hold.")
     hold = await holds.reserve(
         user_id=key.user_id, key_id=key.id, amount_micros=amount,
         tokens=prompt + completion, key_version=key.version,

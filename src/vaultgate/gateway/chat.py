@@ -14,13 +14,14 @@ from starlette.responses import Response
 
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.errors import UpstreamError, VaultGateError
-from vaultgate.gateway.admission import Admission, admit_chat
+from vaultgate.gateway.admission import Admission, admit_chat, plausible_usage
 from vaultgate.gateway.context import GatewayState, KeyLoader, RequestTrace, bearer_token
 from vaultgate.gateway.responses import (
     EventStreamResponse,
+    JsonBody,
     JsonResponse,
     error_response,
-    read_json,
+    read_json_body,
 )
 from vaultgate.gateway.validation import validate_chat
 from vaultgate.providers import fanout
@@ -48,8 +49,11 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     async def load_key() -> KeyRecord:
         return await state.keys.authenticate(token)
 
-    async def read_body() -> Any:
-        return await read_json(request, state.settings.max_body_bytes)
+    async def read_body() -> JsonBody:
+        settings = state.settings
+        return await read_json_body(
+            request, settings.max_body_bytes, timeout_s=settings.body_read_timeout_s
+        )
 
     trace = RequestTrace(endpoint="chat")
     return await serve_chat(state, trace, load_key=load_key, read_body=read_body)
@@ -63,10 +67,12 @@ async def serve_chat(
     read_body: Callable[[], Awaitable[Any]],
 ) -> Response | EventStreamResponse:
     """Answer one chat request for the key ``load_key`` finds (and finds again when the key
-    changed meanwhile): /v1 finds it by bearer token, the playground by id."""
+    changed meanwhile): /v1 finds it by bearer token, the playground by id. ``read_body``
+    returns the parsed body, or a ``JsonBody`` that also tells the size it arrived in."""
     try:
         trace.key = await load_key()
         body = await read_body()
+        body, body_bytes = (body.value, body.size) if isinstance(body, JsonBody) else (body, None)
         model_id = validate_chat(body)
         trace.model = model_id
         trace.stream = bool(body.get("stream"))
@@ -74,8 +80,9 @@ async def serve_chat(
         async def admit(key: KeyRecord) -> tuple[ModelEntry, Admission]:
             model = state.resolve_model(model_id, key, endpoint="chat")
             admitted = await admit_chat(
-                state.holds, state.limiter, key, model, body, request_id=trace.request_id
-            )
+                state.holds, state.limiter, key, model, body,
+                request_id=trace.request_id, body_bytes=body_bytes,
+            )  # fmt: skip
             return model, admitted
 
         model, admission = await state.admit_fresh(trace, load_key, admit)
@@ -146,8 +153,9 @@ async def _complete(
         return await fanout.chat(provider, _call(model, deployment, provider, prepared))
 
     result = await state.router.call(model, trace, attempt)
-    usage = result.usage or estimate_completion_usage(body, _message_text(result.body))
-    if result.usage is None:
+    reported = plausible_usage(result.usage, trace.hold)
+    usage = reported or estimate_completion_usage(body, _message_text(result.body))
+    if reported is None:
         result.body["usage"] = usage.as_openai()
     cost = model.pricing.token_cost(usage)
     trace.mark_first_byte()
@@ -269,9 +277,11 @@ class StreamPipeline:
         return chunk
 
     def usage(self) -> Usage:
-        """What the provider reported, or a local count of what was streamed."""
-        if self._reported is not None:
-            return self._reported
+        """What the provider reported (when plausible), or a local count of what was
+        streamed."""
+        reported = plausible_usage(self._reported, self._trace.hold)
+        if reported is not None:
+            return reported
         return estimate_completion_usage(self._body, "".join(self._text))
 
     def _usage_chunk(self, usage: Usage) -> JsonObject:

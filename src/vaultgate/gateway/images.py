@@ -31,7 +31,10 @@ async def image_generations(request: Request) -> Response:
         return await state.keys.authenticate(token)
 
     async def read_body() -> Any:
-        return await read_json(request, state.settings.max_body_bytes)
+        settings = state.settings
+        return await read_json(
+            request, settings.max_body_bytes, timeout_s=settings.body_read_timeout_s
+        )
 
     base_url = state.settings.public_url or str(request.base_url)
     trace = RequestTrace(endpoint="images")

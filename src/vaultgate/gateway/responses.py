@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import email.utils
+import math
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,7 +16,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from vaultgate.errors import InvalidRequest, PayloadTooLarge, VaultGateError
+from vaultgate.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    VaultGateError,
+)
+
+# A provider's retry-after is relayed as whole seconds within this range: a client told to
+# wait days (or a number no client can parse) would never come back.
+MAX_RETRY_AFTER_S = 3600
 
 
 class JsonResponse(Response):
@@ -26,16 +40,80 @@ class JsonResponse(Response):
 
 
 def error_response(error: VaultGateError, headers: Mapping[str, str] | None = None) -> Response:
-    """The OpenAI-shaped error body with the error's status and headers."""
+    """The OpenAI-shaped error body with the error's status and headers (a relayed
+    ``retry-after`` clamped to whole seconds within ``MAX_RETRY_AFTER_S``)."""
     merged = {**error.headers, **(headers or {})}
+    for name in [name for name in merged if name.lower() == "retry-after"]:
+        seconds = retry_after_seconds(merged.pop(name))
+        if seconds is not None:
+            merged["retry-after"] = str(seconds)
     return Response(
         error.json_bytes(), status_code=error.status, headers=merged,
         media_type="application/json",
     )  # fmt: skip
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The parsed JSON body; 413 past ``max_bytes``, 400 when it is not JSON."""
+def retry_after_seconds(value: str) -> int | None:
+    """A ``retry-after`` value (seconds, possibly fractional, or an HTTP date) as whole
+    seconds clamped to 0..MAX_RETRY_AFTER_S; None when it is neither."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = _seconds_until(text)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return math.ceil(min(max(seconds, 0.0), MAX_RETRY_AFTER_S))
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    """A parsed request body and the number of bytes it arrived in."""
+
+    value: Any
+    size: int
+
+
+async def read_json(request: Request, max_bytes: int, *, timeout_s: float | None = None) -> Any:
+    """The parsed JSON body; see ``read_json_body``."""
+    return (await read_json_body(request, max_bytes, timeout_s=timeout_s)).value
+
+
+async def read_json_body(
+    request: Request, max_bytes: int, *, timeout_s: float | None = None
+) -> JsonBody:
+    """The parsed JSON body and its size: 413 past ``max_bytes``, 408 when it takes longer
+    than ``timeout_s`` to arrive, 415 when it is compressed or otherwise encoded, 400 when
+    it is not JSON."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding '{encoding[:40]}' is not supported; send the JSON body "
+            "uncompressed.",
+            code="unsupported_content_encoding",
+        )
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await _read_raw(request, max_bytes)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body did not arrive within {timeout_s:g} seconds.",
+            headers={"connection": "close"},
+        ) from None
+    return JsonBody(_parse_json(raw), len(raw))
+
+
+async def _read_raw(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"Request body is larger than {max_bytes} bytes.")
@@ -49,7 +127,10 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             chunks.append(chunk)
     except ClientDisconnect:
         raise InvalidRequest("The client closed the connection while sending.") from None
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:

@@ -12,28 +12,24 @@ from collections.abc import Callable
 from typing import Any
 
 from vaultgate.errors import InvalidRequest
+from vaultgate.gateway.checks import check_integer, invalid_type
+from vaultgate.gateway.message_checks import check_message
+from vaultgate.gateway.tool_checks import check_tool_choice, check_tools
 
-MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 SIZE_PATTERN = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
 IMAGE_RESPONSE_FORMATS = ("url", "b64_json")
 MAX_IMAGES = 10
 MAX_CHOICES = 128
 MAX_STOP_SEQUENCES = 4
-
-
-def _type_name(value: Any) -> str:
-    return {
-        bool: "boolean", int: "integer", float: "number", str: "string",
-        list: "array", dict: "object", type(None): "null",
-    }.get(type(value), type(value).__name__)  # fmt: skip
+# Output limits are 32-bit integers in OpenAI's API; no model comes near the bound, and it
+# keeps the hold (limit × choices × price) far inside the 64-bit columns that store it.
+MAX_OUTPUT_TOKENS = 2**31 - 1
+SEED_RANGE = (-(2**63), 2**63 - 1)
+LOGIT_BIAS_RANGE = (-100, 100)
 
 
 def _fail(param: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)}.",
-        param=param,
-        code="invalid_type",
-    )
+    return invalid_type(param, expected, value)
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
@@ -49,17 +45,8 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
         )  # fmt: skip
 
 
-def _integer(body: dict[str, Any], name: str, low: int, high: int | None = None) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(name, "an integer", value)
-    if value < low or (high is not None and value > high):
-        limit = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise InvalidRequest(
-            f"'{name}' must be {limit}, got {value}.", param=name, code="invalid_value"
-        )
+def _integer(body: dict[str, Any], name: str, low: int, high: int) -> None:
+    check_integer(body.get(name), name, low, high)
 
 
 def _typed(body: dict[str, Any], name: str, kind: type, expected: str) -> None:
@@ -70,51 +57,21 @@ def _typed(body: dict[str, Any], name: str, kind: type, expected: str) -> None:
         raise _fail(name, expected, value)
 
 
-def _content_part(part: Any, param: str) -> None:
-    if not isinstance(part, dict):
-        raise _fail(param, "an object", part)
-    kind = part.get("type")
-    if not isinstance(kind, str):
-        raise InvalidRequest(f"'{param}.type' is required.", param=f"{param}.type")
-    if kind == "text" and not isinstance(part.get("text"), str):
-        raise _fail(f"{param}.text", "a string", part.get("text"))
-    if kind == "image_url":
-        image = part.get("image_url")
-        if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+def _logit_bias(body: dict[str, Any]) -> None:
+    bias = body.get("logit_bias")
+    if bias is None:
+        return
+    if not isinstance(bias, dict):
+        raise _fail("logit_bias", "an object", bias)
+    low, high = LOGIT_BIAS_RANGE
+    for value in bias.values():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail("logit_bias", "an object of numbers", value)
+        if not low <= value <= high:
             raise InvalidRequest(
-                f"'{param}.image_url.url' must be a string.", param=f"{param}.image_url"
-            )
-
-
-def _message(message: Any, index: int) -> None:
-    param = f"messages[{index}]"
-    if not isinstance(message, dict):
-        raise _fail(param, "an object", message)
-    role = message.get("role")
-    if role not in MESSAGE_ROLES:
-        raise InvalidRequest(
-            f"'{param}.role' must be one of {', '.join(sorted(MESSAGE_ROLES))}.",
-            param=f"{param}.role", code="invalid_value",
-        )  # fmt: skip
-    content = message.get("content")
-    if isinstance(content, list):
-        for part_index, part in enumerate(content):
-            _content_part(part, f"{param}.content[{part_index}]")
-    elif content is None:
-        if role not in ("assistant", "function") or not (
-            message.get("tool_calls") or message.get("function_call")
-        ):
-            raise InvalidRequest(
-                f"'{param}.content' is required for role '{role}'.",
-                param=f"{param}.content",
-            )
-    elif not isinstance(content, str):
-        raise _fail(f"{param}.content", "a string or an array of parts", content)
-    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise InvalidRequest(
-            f"'{param}.tool_call_id' is required for role 'tool'.",
-            param=f"{param}.tool_call_id",
-        )
+                f"'logit_bias' values must be between {low} and {high}, got {value}.",
+                param="logit_bias", code="invalid_value",
+            )  # fmt: skip
 
 
 def _stop(body: dict[str, Any]) -> None:
@@ -171,17 +128,16 @@ CHAT_CHECKS: tuple[Callable[[dict[str, Any]], None], ...] = (
     lambda b: _number(b, "top_p", 0, 1),
     lambda b: _number(b, "presence_penalty", -2, 2),
     lambda b: _number(b, "frequency_penalty", -2, 2),
-    lambda b: _integer(b, "max_tokens", 1),
-    lambda b: _integer(b, "max_completion_tokens", 1),
+    lambda b: _integer(b, "max_tokens", 1, MAX_OUTPUT_TOKENS),
+    lambda b: _integer(b, "max_completion_tokens", 1, MAX_OUTPUT_TOKENS),
     lambda b: _integer(b, "n", 1, MAX_CHOICES),
-    lambda b: _integer(b, "seed", -(2**63), 2**63 - 1),
+    lambda b: _integer(b, "seed", *SEED_RANGE),
     lambda b: _integer(b, "top_logprobs", 0, 20),
     lambda b: _typed(b, "stream", bool, "a boolean"),
     lambda b: _typed(b, "logprobs", bool, "a boolean"),
     lambda b: _typed(b, "user", str, "a string"),
-    lambda b: _typed(b, "tools", list, "an array"),
-    lambda b: _typed(b, "logit_bias", dict, "an object"),
     lambda b: _typed(b, "metadata", dict, "an object"),
+    _logit_bias,
     _stop,
     _stream_options,
     _response_format,
@@ -201,10 +157,8 @@ def validate_chat(body: Any) -> str:
     if not messages:
         raise InvalidRequest("'messages' must contain at least one message.", param="messages")
     for index, message in enumerate(messages):
-        _message(message, index)
-    tool_choice = body.get("tool_choice")
-    if tool_choice is not None and not isinstance(tool_choice, str | dict):
-        raise _fail("tool_choice", "a string or an object", tool_choice)
+        check_message(message, index)
+    check_tool_choice(body, check_tools(body))
     for check in CHAT_CHECKS:
         check(body)
     return model
@@ -227,6 +181,9 @@ def validate_images(body: Any) -> str:
     if size is not None and (not isinstance(size, str) or not SIZE_PATTERN.match(size)):
         raise InvalidRequest("'size' must look like '1024x1024'.", param="size")
     _typed(body, "quality", str, "a string")
+    _typed(body, "style", str, "a string")
+    _integer(body, "partial_images", 0, 3)
+    _integer(body, "output_compression", 0, 100)
     response_format = body.get("response_format")
     if response_format is not None and response_format not in IMAGE_RESPONSE_FORMATS:
         raise InvalidRequest(

@@ -39,7 +39,7 @@ from vaultgate.providers.base import ParamValue
 MODEL_TYPES = ("text", "image", "hybrid")
 WIRE_FORMATS = (
     "openai", "offline", "anthropic", "gemini", "vertex", "bedrock",
-    "bfl", "stability", "replicate", "cohere", "azure",
+    "bfl", "stability", "replicate", "cohere", "azure", "vertex-anthropic",
 )  # fmt: skip
 CHAT_TYPES = frozenset({"text", "hybrid"})
 IMAGE_TYPES = frozenset({"image", "hybrid"})

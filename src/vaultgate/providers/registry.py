@@ -27,6 +27,7 @@ from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
 from vaultgate.providers.replicate import ReplicateAdapter
 from vaultgate.providers.stability import StabilityAdapter
 from vaultgate.providers.vertex import VertexAdapter
+from vaultgate.providers.vertex_anthropic import VertexAnthropicAdapter
 
 log = logging.getLogger("vaultgate.providers")
 
@@ -73,6 +74,7 @@ ADAPTERS: Mapping[str, AdapterFactory] = {
     "replicate": lambda config, http, _settings: ReplicateAdapter(config, http),
     "cohere": lambda config, http, _settings: CohereAdapter(config, http),
     "azure": lambda config, http, _settings: AzureOpenAIAdapter(config, http),
+    "vertex-anthropic": lambda config, http, _s: VertexAnthropicAdapter(config, http),
 }
 
 

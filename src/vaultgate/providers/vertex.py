@@ -8,7 +8,9 @@ does differently (https://cloud.google.com/vertex-ai/generative-ai/docs/referenc
   {model}:generateContent`` and ``:streamGenerateContent?alt=sse``; Imagen models use
   ``:predict`` (see ``imagen``). The base is ``https://{location}-aiplatform.googleapis.com``,
   or ``https://aiplatform.googleapis.com`` for the ``global`` location
-  (https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#global-endpoint);
+  (https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#global-endpoint),
+  or ``https://aiplatform.{us,eu}.rep.googleapis.com`` for the ``us`` and ``eu``
+  multi-regions (as Google's ``google-genai`` and Anthropic's Vertex SDKs build it);
   a ``base_url`` naming any other host (a proxy, a test server) is used as given.
 - Options: ``project`` (required), ``location`` (default ``global``), ``person_generation``
   for Imagen, and the credentials below.
@@ -48,6 +50,7 @@ DEFAULT_BASE_URL = "https://aiplatform.googleapis.com"
 GLOBAL_HOST = "aiplatform.googleapis.com"
 DEFAULT_LOCATION = "global"
 LOCATION = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+MULTI_REGIONS = frozenset({"us", "eu"})
 LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 
@@ -88,6 +91,35 @@ def token_source_for(config: ProviderConfig, http: HttpClient) -> TokenSource | 
     return ServiceAccountTokens(config.api_key, http, provider=config.name)
 
 
+def vertex_location_url(config: ProviderConfig) -> str:
+    """``{base}/v1/projects/{project}/locations/{location}``, the root of every model's URL;
+    502 when the project is missing or the location is not a location name."""
+    project = config.option("project")
+    location = config.option("location") or DEFAULT_LOCATION
+    if not project:
+        raise _misconfigured(config, "option 'project' is not set")
+    if not LOCATION.match(location):
+        raise _misconfigured(config, f"option 'location' {location!r} is not valid")
+    parts = urlsplit((config.base_url or DEFAULT_BASE_URL).rstrip("/"))
+    if parts.hostname == GLOBAL_HOST and location in MULTI_REGIONS:
+        parts = parts._replace(netloc=f"aiplatform.{location}.rep.googleapis.com")
+    elif parts.hostname == GLOBAL_HOST and location != DEFAULT_LOCATION:
+        parts = parts._replace(netloc=f"{location}-{GLOBAL_HOST}")
+    path = f"/v1/projects/{quote(project, safe='')}/locations/{location}"
+    return urlunsplit(parts._replace(path=parts.path + path))
+
+
+async def with_bearer_token(
+    config: ProviderConfig, tokens: TokenSource | None, request: UpstreamRequest
+) -> UpstreamRequest:
+    """The request with ``Authorization: Bearer <token>``."""
+    if tokens is None:
+        raise _misconfigured(config, "no credentials are configured")
+    token = await tokens.token()
+    headers = {**request.headers, "Authorization": f"Bearer {token}"}
+    return UpstreamRequest(request.url, headers, request.json, request.body, request.method)
+
+
 def openai_metadata_to_vertex_labels(metadata: Any) -> dict[str, str] | None:
     """``metadata`` as Vertex ``labels``; None when any pair is not a valid label."""
     if not isinstance(metadata, dict):
@@ -118,17 +150,7 @@ class VertexAdapter(GeminiAdapter):
     @functools.cached_property
     def _model_root(self) -> str:
         """``{base}/v1/projects/{project}/locations/{location}/publishers/google/models``."""
-        project = self.config.option("project")
-        location = self.config.option("location") or DEFAULT_LOCATION
-        if not project:
-            raise _misconfigured(self.config, "option 'project' is not set")
-        if not LOCATION.match(location):
-            raise _misconfigured(self.config, f"option 'location' {location!r} is not valid")
-        parts = urlsplit((self.config.base_url or DEFAULT_BASE_URL).rstrip("/"))
-        if parts.hostname == GLOBAL_HOST and location != DEFAULT_LOCATION:
-            parts = parts._replace(netloc=f"{location}-{GLOBAL_HOST}")
-        path = f"/v1/projects/{quote(project, safe='')}/locations/{location}"
-        return urlunsplit(parts._replace(path=parts.path + path)) + "/publishers/google/models"
+        return vertex_location_url(self.config) + "/publishers/google/models"
 
     def _method_url(self, upstream_model: str, method: str) -> str:
         model = upstream_model.removeprefix("publishers/google/models/")
@@ -151,11 +173,7 @@ class VertexAdapter(GeminiAdapter):
 
     async def authorize(self, request: UpstreamRequest) -> UpstreamRequest:
         """The request with ``Authorization: Bearer <token>``."""
-        if self.tokens is None:
-            raise _misconfigured(self.config, "no credentials are configured")
-        token = await self.tokens.token()
-        headers = {**request.headers, "Authorization": f"Bearer {token}"}
-        return UpstreamRequest(request.url, headers, request.json, request.body)
+        return await with_bearer_token(self.config, self.tokens, request)
 
     def map_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
         """As for the Gemini API; a 401 also drops the cached token."""

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from vaultgate.accounts.sessions import SESSION_LIFETIME, open_session, revoke_session
+from vaultgate.accounts.throttle import sign_in_refusal
 from vaultgate.accounts.users import User, check_password, create_user
 from vaultgate.api.deps import SESSION_COOKIE
 from vaultgate.errors import VaultGateError
@@ -49,9 +50,8 @@ async def signin(request: Request) -> Response:
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
     address = request.client.host if request.client else "unknown"
-    if await _throttled(request, f"login:ip:{address}") or await _throttled(
-        request, f"login:acct:{email}"
-    ):
+    state: WebState = request.app.state.web
+    if await sign_in_refusal(state.limiter, email=email, address=address) is not None:
         return page(
             request,
             "signin.html",
@@ -62,7 +62,6 @@ async def signin(request: Request) -> Response:
             },
             status=429,
         )
-    state: WebState = request.app.state.web
     user = await check_password(state.engine, email, password)
     if user is None:
         return page(

@@ -17,7 +17,7 @@ from vaultgate.web.chat_pages import (
     shared_page,
     unshare_page,
 )
-from vaultgate.web.guard import signed_in_page
+from vaultgate.web.guard import ids_in_range, signed_in_page
 
 ONE = "/dashboard/chat/{conversation_id:int}"
 POST = ["POST"]
@@ -39,5 +39,5 @@ def chat_routes() -> list[Route]:
         Route(ONE + "/export.md", signed_in_page(export_markdown)),
         Route(ONE + "/images/{message_id:int}/{index:int}", signed_in_page(image_file)),
         Route("/share/{token}", shared_page),
-        Route("/share/{token}/images/{message_id:int}/{index:int}", shared_image),
+        Route("/share/{token}/images/{message_id:int}/{index:int}", ids_in_range(shared_image)),
     ]

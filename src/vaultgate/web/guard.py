@@ -1,16 +1,38 @@
-"""Page guards: signed in, and CSRF-checked form posts."""
+"""Page guards: signed in, path ids in range, and CSRF-checked form posts."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vaultgate.bounds import ID_MAX
 from vaultgate.web.render import page, to_signin
 from vaultgate.web.security import PageSession, csrf_ok, page_session
 
 PageView = Callable[[Request, PageSession], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def names_no_row(request: Request) -> bool:
+    """Whether a number in the path is too large for any row's id (the database would
+    refuse to compare a column with it)."""
+    return any(
+        isinstance(value, int) and value > ID_MAX for value in request.path_params.values()
+    )
+
+
+def ids_in_range(endpoint: Endpoint) -> Endpoint:
+    """Wrap a public endpoint so that a path id no row can have is a plain 404."""
+
+    async def checked(request: Request) -> Response:
+        if names_no_row(request):
+            raise HTTPException(404)
+        return await endpoint(request)
+
+    return checked
 
 
 def signed_in_page(
@@ -22,6 +44,8 @@ def signed_in_page(
         signed_in = await page_session(request)
         if signed_in is None:
             return to_signin(request)
+        if names_no_row(request):
+            raise HTTPException(404)
         if admin and not signed_in.session.user.is_admin:
             return page(
                 request,

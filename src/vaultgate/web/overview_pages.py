@@ -4,35 +4,46 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from vaultgate.billing.ledger import balance_of
-from vaultgate.storage.tables import notifications, request_logs
+from vaultgate.storage.tables import notifications, usage_rollups
 from vaultgate.web.render import page
 from vaultgate.web.security import PageSession
 from vaultgate.web.state import WebState
 
 
-async def _spend_since(state: WebState, user_id: int, since: dt.datetime) -> tuple[int, int]:
-    query = select(func.count(), func.coalesce(func.sum(request_logs.c.charged_micros), 0)).where(
-        request_logs.c.user_id == user_id, request_logs.c.created_at >= since
-    )
+async def _spend(
+    state: WebState, user_id: int, *, month: dt.datetime, today: dt.datetime
+) -> tuple[int, int, int, int]:
+    """Requests and micro-USD charged since ``month`` and since ``today`` (whole UTC hours).
+
+    Summed from the hourly usage rollups, which equal sums over the request log: a month is
+    at most 744 hours of rollup rows per key and model, whatever the size of the log.
+    """
+    rollup = usage_rollups.c
+    is_today = rollup.hour >= today
+    query = select(
+        func.sum(rollup.requests), func.sum(rollup.charged_micros),
+        func.sum(case((is_today, rollup.requests), else_=0)),
+        func.sum(case((is_today, rollup.charged_micros), else_=0)),
+    ).where(rollup.user_id == user_id, rollup.hour >= month)  # fmt: skip
     async with state.engine.connect() as conn:
-        count, spent = (await conn.execute(query)).one()
-    return int(count), int(spent)
+        row = (await conn.execute(query)).one()
+    requests_month, spent_month, requests_today, spent_today = (int(v or 0) for v in row)
+    return requests_today, spent_today, requests_month, spent_month
 
 
 async def overview(request: Request, signed_in: PageSession) -> Response:
-    """Balance, spend and requests today and this month, the latest alerts."""
+    """Balance, spend and requests today and this month (UTC), the latest alerts."""
     state: WebState = request.app.state.web
     user = signed_in.session.user
-    now = dt.datetime.now(dt.UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    month = today.replace(day=1)
-    requests_today, spent_today = await _spend_since(state, user.id, today)
-    requests_month, spent_month = await _spend_since(state, user.id, month)
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    requests_today, spent_today, requests_month, spent_month = await _spend(
+        state, user.id, month=today.replace(day=1), today=today
+    )
     async with state.engine.connect() as conn:
         alerts = (await conn.execute(
             select(notifications).where(notifications.c.user_id == user.id)

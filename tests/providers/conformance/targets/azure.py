@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import openai
+
 from tests.providers.conformance.protocol import PNG_BASE64, Facts, Sent, Target, ToolUse
 from tests.providers.conformance.targets.openai_compat import read_sent
 from tests.support.fake_azure import (
@@ -18,7 +19,6 @@ from tests.support.fake_azure import (
     TOOL_CALLS,
     FakeAzure,
 )
-
 from vaultgate.providers.azure import AzureOpenAIAdapter
 from vaultgate.providers.base import Provider, ProviderConfig, Usage
 from vaultgate.providers.http import HttpClient

@@ -8,6 +8,7 @@ from typing import Any
 
 import cohere
 import httpx
+
 from tests.providers.conformance.protocol import (
     PNG_BASE64,
     Facts,
@@ -26,7 +27,6 @@ from tests.support.fake_cohere import (
     TOOL_CALLS,
     FakeCohere,
 )
-
 from vaultgate.providers.base import JsonObject, Provider, ProviderConfig, Usage
 from vaultgate.providers.cohere import CohereAdapter
 from vaultgate.providers.http import HttpClient

@@ -8,11 +8,11 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from google.oauth2 import credentials as oauth2_credentials
+
 from tests.providers.conformance.protocol import Sent
 from tests.providers.conformance.targets.gemini import GeminiTarget, _sdk_contents, read_sent
 from tests.support.fake_gemini import FakeGemini
 from tests.support.fake_vertex import LOCATION, PROJECT, FakeVertex
-
 from vaultgate.providers.base import Provider, ProviderConfig
 from vaultgate.providers.http import HttpClient
 from vaultgate.providers.vertex import VertexAdapter
