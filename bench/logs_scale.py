@@ -5,8 +5,8 @@ Fills a fresh database (SQLite under /tmp; a new PostgreSQL database) with gener
 schema revision before the usage rollups, then upgrades it, so the rollups are filled by the
 migration's backfill as on an existing install. Then it starts ``vaultgate serve`` on it,
 signs in over HTTP and times the real pages: the first page, a deep keyset page, filtered
-pages, a request's detail, analytics, and the full CSV export (streamed, with the server's
-resident memory sampled while it runs).
+pages, a request's detail, the overview, analytics, and the full CSV export (streamed, with
+the server's resident memory sampled while it runs).
 
     .venv/bin/python bench/logs_scale.py [--rows 1000000] [--only sqlite|postgres]
 """
@@ -266,6 +266,8 @@ def measure(url: str, data_dir: Path, user_id: int, keys: list[int], max_id: int
             )
             median, worst, _ = timed(client, f"/dashboard/logs/{detail}")
             lines.append(f"| request detail | {median:.1f} | {worst:.1f} | 1 |")
+            median, worst, _ = timed(client, "/dashboard")
+            lines.append(f"| overview (today, this month) | {median:.1f} | {worst:.1f} | |")
             for days in (7, 30, 90):
                 median, worst, _ = timed(client, f"/dashboard/analytics?days={days}", runs=3)
                 lines.append(f"| analytics, {days} days | {median:.1f} | {worst:.1f} | |")

@@ -140,7 +140,11 @@ def stale_hold_check_s(settings: Settings) -> float:
 def build_limiter(settings: Settings) -> SlidingWindowLimiter:
     """Redis-backed limits when Redis is configured, in-process ones otherwise."""
     if settings.redis_url:
-        return RedisLimiter(settings.redis_url)
+        return RedisLimiter(
+            settings.redis_url,
+            pool_size=settings.redis_pool_size,
+            timeout_s=settings.redis_timeout_s,
+        )
     return MemoryLimiter()
 
 
@@ -164,7 +168,12 @@ def build_breakers(settings: Settings) -> Breakers:
         cooldown_s=settings.breaker_cooldown_s,
     )
     if settings.redis_url:
-        return SharedBreakers(policy, settings.redis_url)
+        return SharedBreakers(
+            policy,
+            settings.redis_url,
+            pool_size=settings.redis_pool_size,
+            timeout_s=settings.redis_timeout_s,
+        )
     return Breakers(policy)
 
 
@@ -190,6 +199,8 @@ def create_app(
             first_byte=settings.upstream_first_byte_timeout_s,
             total=settings.upstream_total_timeout_s,
         ),
+        max_response_bytes=settings.upstream_max_body_bytes,
+        max_event_bytes=settings.upstream_max_event_bytes,
     )
     registry = Registry.build(catalog, settings=settings, http=http, environ=environ)
     alerts = AlertChecker(engine, AlertRules(

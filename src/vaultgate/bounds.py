@@ -24,8 +24,9 @@ def is_row_id(value: int) -> bool:
     return 1 <= value <= ID_MAX
 
 
-def parse_row_id(raw: str | None) -> int | None:
-    """An id written in a URL or a form, or None when it cannot name a row."""
+def parse_positive(raw: str | None) -> int | None:
+    """A positive whole number of 64 bits at most, written in a URL or a form (an id, a
+    count of days), or None when the text is not one: such an id cannot name a row."""
     if raw is None or not _ID_TEXT.fullmatch(raw):
         return None
     value = int(raw)

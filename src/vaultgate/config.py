@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vaultgate.redis_pool import DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_S
+
 
 class Settings(BaseSettings):
     """Runtime configuration of one VaultGate process."""
@@ -149,6 +151,22 @@ class Settings(BaseSettings):
         description=(
             "Redis URL, e.g. redis://127.0.0.1:6379/0. When set, rate limits are shared by "
             "every process through it; otherwise they are kept in process."
+        ),
+    )
+    redis_pool_size: int = Field(
+        DEFAULT_POOL_SIZE,
+        ge=1,
+        description=(
+            "Most Redis connections per process for rate limits (and as many again for "
+            "circuit breakers); when all are busy, a request waits for a free one."
+        ),
+    )
+    redis_timeout_s: float = Field(
+        DEFAULT_TIMEOUT_S,
+        gt=0,
+        description=(
+            "Longest wait for a free Redis connection, and for Redis to answer; past it the "
+            "request fails with 503 storage_unavailable."
         ),
     )
     starter_credit_micros: int = Field(

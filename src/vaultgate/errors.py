@@ -7,9 +7,51 @@ the package raises one of these; the app turns it into
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import math
 from collections.abc import Mapping
 
 import orjson
+
+# A provider's retry-after is relayed as whole seconds within this range: a client told to
+# wait days (or a number no client can parse) would never come back.
+MAX_RETRY_AFTER_S = 3600
+
+
+def retry_after_seconds(value: str) -> int | None:
+    """A ``retry-after`` value (seconds, possibly fractional, or an HTTP date) as whole
+    seconds clamped to 0..MAX_RETRY_AFTER_S; None when it is neither."""
+    text = value.strip()
+    seconds: float | None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = _seconds_until(text)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return math.ceil(min(max(seconds, 0.0), MAX_RETRY_AFTER_S))
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return (when - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+def _with_sane_retry_after(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with a ``retry-after`` a provider sent made sane, or dropped when it is
+    not a time at all."""
+    sane = {k: v for k, v in headers.items() if k.lower() != "retry-after"}
+    for name, value in headers.items():
+        seconds = retry_after_seconds(value) if name.lower() == "retry-after" else None
+        if seconds is not None:
+            sane["retry-after"] = str(seconds)
+    return sane
 
 
 class VaultGateError(Exception):
@@ -176,7 +218,9 @@ class UpstreamError(VaultGateError):
         retryable: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message, param=param, code=code, headers=headers)
+        super().__init__(
+            message, param=param, code=code, headers=_with_sane_retry_after(headers or {})
+        )
         self.status = status
         if error_type is not None:
             self.error_type = error_type

@@ -17,7 +17,9 @@ from vaultgate.accounts.keys import (
     KEY_LENGTH,
     KeyCache,
     KeyRecord,
+    check_expiry,
     create_key,
+    find_key_by_id,
     generate_key,
     hash_key,
     normalise_restrictions,
@@ -25,6 +27,7 @@ from vaultgate.accounts.keys import (
 )
 from vaultgate.accounts.users import User, create_user
 from vaultgate.errors import AuthenticationFailed, InvalidRequest, NotFound
+from vaultgate.providers.catalog import load_catalog
 from vaultgate.storage.database import create_engine
 from vaultgate.storage.tables import api_keys, users
 
@@ -360,3 +363,73 @@ def test_normalise_restrictions_invalid_rule_raises_invalid_request(rule: str) -
         normalise_restrictions(["ok-text", rule])
 
     assert caught.value.param == "models"
+
+
+def test_normalise_restrictions_offered_names_pass() -> None:
+    offered = load_catalog(None).models
+    rules = [
+        "offline-small-text",
+        "model:offline-painter-image",
+        "type:hybrid",
+        "provider:offline",
+    ]
+
+    assert normalise_restrictions(rules, offered) == rules
+
+
+def test_normalise_restrictions_naming_nothing_offered_names_each_in_the_error() -> None:
+    offered = load_catalog(None).models
+    rules = ["offline-small-text", "no-such-text", "type:video", "provider:nowhere", "type:image"]
+
+    with pytest.raises(InvalidRequest) as caught:
+        normalise_restrictions(rules, offered)
+
+    assert caught.value.param == "models"
+    for unknown in ("'no-such-text'", "'type:video'", "'provider:nowhere'"):
+        assert unknown in caught.value.message
+    assert "offline-small-text" not in caught.value.message
+    assert "type:image" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("options", "param"),
+    [
+        ({"rpm_limit": 2**31}, "rpm"),
+        ({"tpm_limit": 10**30}, "tpm"),
+        ({"tpm_limit": 2**63}, "tpm"),
+        ({"token_quota": 10**30}, "token_quota"),
+        ({"token_quota": 2**63}, "token_quota"),
+    ],
+    ids=["rpm-2^31", "tpm-10^30", "tpm-2^63", "quota-10^30", "quota-2^63"],
+)
+async def test_create_key_limit_over_its_range_raises_naming_it(
+    engine: AsyncEngine, options: dict[str, object], param: str
+) -> None:
+    user = await make_user(engine)
+
+    with pytest.raises(InvalidRequest) as caught:
+        await create_key(engine, user_id=user.id, name="big", **options)  # type: ignore[arg-type]
+
+    assert caught.value.param == param
+
+
+async def test_key_id_out_of_64_bits_is_found_nowhere(engine: AsyncEngine) -> None:
+    huge = 10**23
+
+    with pytest.raises(NotFound) as caught:
+        await revoke_key(engine, huge)
+
+    assert caught.value.code == "key_not_found"
+    assert await find_key_by_id(engine, huge) is None
+    assert await find_key_by_id(engine, 2**63) is None
+
+
+def test_check_expiry_in_the_past_raises_naming_expires_at() -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+
+    with pytest.raises(InvalidRequest) as caught:
+        check_expiry(past)
+
+    assert caught.value.param == "expires_at"
+    check_expiry(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    check_expiry(None)

@@ -12,6 +12,7 @@ from vaultgate.accounts.users import (
     create_user,
     find_user_by_email,
     normalise_email,
+    update_user,
     validate_new_user,
 )
 from vaultgate.errors import InvalidRequest
@@ -111,3 +112,22 @@ async def test_create_user_invalid_fields_write_nothing(engine: AsyncEngine) -> 
 
 def test_normalise_email_trims_and_lowercases() -> None:
     assert normalise_email("  Mixed.Case@Example.ORG\n") == "mixed.case@example.org"
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [({"username": "taken_name"}, "username"), ({"email": "TAKEN@example.com"}, "email")],
+    ids=["username", "email"],
+)
+async def test_update_user_to_a_taken_value_names_the_taken_field(
+    engine: AsyncEngine, change: dict[str, str], param: str
+) -> None:
+    await create_user(engine, email="taken@example.com", username="taken_name", password=PASSWORD)
+    user = await create_user(
+        engine, email="mover@example.com", username="mover", password=PASSWORD
+    )
+
+    with pytest.raises(InvalidRequest) as caught:
+        await update_user(engine, user.id, **change)
+
+    assert caught.value.param == param

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -10,7 +11,13 @@ import pytest
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.billing.pricing import Pricing, parse_price
 from vaultgate.billing.reservations import Hold
-from vaultgate.gateway.admission import admit_chat, prompt_token_bound
+from vaultgate.errors import InsufficientBalance
+from vaultgate.gateway.admission import (
+    TOKENS_PER_IMAGE_BOUND,
+    admit_chat,
+    plausible_usage,
+    prompt_token_bound,
+)
 from vaultgate.limits.memory import MemoryLimiter
 from vaultgate.providers.base import JsonObject, Usage
 from vaultgate.providers.catalog import Deployment, ModelEntry
@@ -63,3 +70,86 @@ async def test_admit_chat_hold_counts_prompt_and_output_once_per_choice(n: int) 
     expected = MODEL.pricing.token_cost(Usage(prompt_tokens=prompt, completion_tokens=1000 * n))
     assert admission.hold.amount_micros == expected
     assert admission.hold.tokens == prompt + 1000 * n
+
+
+def _body(*messages: JsonObject, **extra: object) -> JsonObject:
+    return {"model": MODEL.id, "messages": list(messages), **extra}
+
+
+PAYLOAD = "x" * 400_000
+USER: JsonObject = {"role": "user", "content": "hi"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(_body({**USER, "extra": PAYLOAD}), id="extra-message-field"),
+        pytest.param(_body(USER, prediction={"type": "content", "content": PAYLOAD}),
+                     id="unknown-top-level-parameter"),
+        pytest.param(_body({"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "data:image/png;base64," + PAYLOAD}}]}), id="image-data-url"),
+        pytest.param(_body({"role": "user", "content": [{"type": "input_audio", "input_audio": {
+            "data": PAYLOAD, "format": "wav"}}]}), id="audio"),
+    ],
+)  # fmt: skip
+def test_prompt_token_bound_counts_every_forwarded_byte(body: JsonObject) -> None:
+    assert prompt_token_bound(body) >= len(PAYLOAD)
+
+
+def test_prompt_token_bound_uses_received_size_when_known() -> None:
+    body = _body(USER)
+
+    assert prompt_token_bound(body, body_bytes=500_000) >= 500_000
+
+
+def test_prompt_token_bound_short_image_link_gets_per_image_allowance() -> None:
+    part = {"type": "image_url", "image_url": {"url": "http://a.example/i.png"}}
+    body = _body({"role": "user", "content": [part, part]})
+
+    assert prompt_token_bound(body) >= 2 * TOKENS_PER_IMAGE_BOUND
+
+
+def test_prompt_token_bound_is_capped_at_context_window() -> None:
+    body = _body({**USER, "content": PAYLOAD})
+
+    assert prompt_token_bound(body, context_window=128_000) == 128_000
+
+
+async def test_admit_chat_hold_beyond_64_bits_is_refused_with_402() -> None:
+    costly = dataclasses.replace(
+        MODEL, pricing=Pricing(
+            input_per_m=parse_price("100000000000", where="test"),
+            cached_input_per_m=0,
+            output_per_m=parse_price("100000000000", where="test"),
+        ),
+    )  # fmt: skip
+    body = _body(USER, max_tokens=2**31 - 1, n=128)
+    holds = RecordingHolds()
+
+    with pytest.raises(InsufficientBalance) as caught:
+        await admit_chat(holds, MemoryLimiter(), KEY, costly, body, request_id="r2")
+
+    assert caught.value.status == 402
+    assert holds.holds == []
+
+
+HOLD = Hold("h", 1, 2, amount_micros=5_000, tokens=1_000)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        Usage(prompt_tokens=-1, completion_tokens=5),
+        Usage(prompt_tokens=5, completion_tokens=-1),
+        Usage(prompt_tokens=10**12, completion_tokens=0),
+        Usage(prompt_tokens=9_000, completion_tokens=1_001),
+    ],
+)
+def test_plausible_usage_impossible_counts_are_dropped(usage: Usage) -> None:
+    assert plausible_usage(usage, HOLD) is None
+
+
+def test_plausible_usage_up_to_ten_times_the_hold_is_kept() -> None:
+    usage = Usage(prompt_tokens=9_000, completion_tokens=1_000)
+
+    assert plausible_usage(usage, HOLD) == usage

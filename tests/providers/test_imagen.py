@@ -205,18 +205,22 @@ async def test_images_invalid_person_generation_option_is_deployment_error(
     assert caught.value.status == 502
 
 
-async def test_images_non_imagen_model_refused(fake: FakeVertex, http: HttpClient) -> None:
+async def test_images_non_imagen_model_goes_to_generate_content(
+    fake: FakeVertex, http: HttpClient
+) -> None:
     call = image_call("plain")
+    upstream = f"gemini-9-flash~{uuid.uuid4().hex}"
     call = ImageCall(
-        call.model_id, "gemini-9-flash", call.prompt, 1, call.size, call.quality,
+        call.model_id, upstream, call.prompt, 1, call.size, call.quality,
         call.response_format, call.body, call.provider,
     )  # fmt: skip
 
     with pytest.raises(UpstreamError) as caught:
         await gemini(fake, http).images(call)
 
-    assert caught.value.status == 400
-    assert "does not generate images" in caught.value.message
+    assert fake.received(upstream).method == "generateContent"
+    assert caught.value.status == 502
+    assert "sent no image" in caught.value.message
 
 
 # Anti-drift: google-genai's generate_images (Vertex mode; the SDK no longer offers Imagen

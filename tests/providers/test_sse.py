@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from vaultgate.errors import UpstreamError
 from vaultgate.providers.sse import SseEvent, SseParser, encode_event, parse_sse
 
 
@@ -158,3 +159,33 @@ def test_encode_event_round_trips_through_parser() -> None:
     assert encoded.startswith(b"data: ")
     assert encoded.endswith(b"\n\n")
     assert [orjson.loads(e.data) for e in parse_whole(encoded)] == [payload]
+
+
+def test_parser_line_without_end_beyond_limit_raises_upstream_error() -> None:
+    parser = SseParser(max_event_bytes=1024)
+    parser.feed(b"data: " + b"a" * 1000)
+
+    with pytest.raises(UpstreamError) as caught:
+        parser.feed(b"a" * 100)
+
+    assert caught.value.status == 502
+    assert "larger than 1024 bytes" in caught.value.message
+
+
+def test_parser_event_of_many_lines_beyond_limit_raises_upstream_error() -> None:
+    parser = SseParser(max_event_bytes=1024)
+    for _ in range(9):
+        parser.feed(b"data: " + b"a" * 100 + b"\n")
+
+    with pytest.raises(UpstreamError):
+        parser.feed(b"data: " + b"a" * 100 + b"\n")
+
+
+def test_parser_events_up_to_limit_are_accepted_one_after_another() -> None:
+    parser = SseParser(max_event_bytes=1024)
+    event = b"data: " + b"a" * 1000 + b"\n\n"
+
+    events = [e for _ in range(50) for e in parser.feed(event)]
+
+    assert len(events) == 50
+    assert events[0].data == "a" * 1000

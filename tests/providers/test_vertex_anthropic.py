@@ -79,9 +79,22 @@ def make_call(behaviour: str, **body: Any) -> ChatCall:
                     max_output_tokens=1024)  # fmt: skip
 
 
-async def collect(adapter: VertexAnthropicAdapter, call: ChatCall) -> list[JsonObject]:
-    """Every chunk of a streamed answer."""
-    return [chunk async for chunk in adapter.chat_stream(call)]
+async def collect(
+    adapter: VertexAnthropicAdapter, call: ChatCall, into: list[JsonObject] | None = None
+) -> list[JsonObject]:
+    """Every chunk of a streamed answer, also appended to ``into`` as it arrives."""
+    chunks = [] if into is None else into
+    async for chunk in adapter.chat_stream(call):
+        chunks.append(chunk)
+    return chunks
+
+
+async def answer(adapter: VertexAnthropicAdapter, call: ChatCall, *, stream: bool) -> None:
+    """Run the call whole or streamed."""
+    if stream:
+        await collect(adapter, call)
+    else:
+        await adapter.chat(call)
 
 
 # The request it sends.
@@ -222,8 +235,7 @@ async def test_stream_error_event_raises_after_content(adapter: VertexAnthropicA
     seen: list[JsonObject] = []
 
     with pytest.raises(UpstreamError) as caught:
-        async for chunk in adapter.chat_stream(make_call("stream-error", stream=True)):
-            seen.append(chunk)
+        await collect(adapter, make_call("stream-error", stream=True), seen)
 
     assert any(c["choices"][0]["delta"].get("content") for c in seen if c["choices"])
     assert caught.value.status == 503
@@ -245,10 +257,7 @@ async def test_chat_errors_map_by_status(
     call = make_call(behaviour, stream=stream)
 
     with pytest.raises(UpstreamError) as caught:
-        if stream:
-            await collect(adapter, call)
-        else:
-            await adapter.chat(call)
+        await answer(adapter, call, stream=stream)
 
     assert (caught.value.status, caught.value.retryable) == (status, retryable)
 
@@ -337,7 +346,9 @@ def test_catalog_claude_vertex_deployments_come_after_anthropic() -> None:
 
 SDK_MODELS = ["plain", "tool", "parallel-tools", "stop-sequence", "length", "json",
               "image-input", "content-filter", "cached"]  # fmt: skip
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
 
 
 @pytest.fixture(scope="module")
@@ -418,12 +429,13 @@ def test_sdk_stream_raises_on_fake_error_event(sdk: anthropic.AnthropicVertex) -
 
 
 def test_sdk_unknown_token_gets_vertex_401(fake: FakeVertexAnthropic) -> None:
-    with anthropic.AnthropicVertex(
+    client = anthropic.AnthropicVertex(
         region=LOCATION, project_id=PROJECT, access_token="ya29.unknown",
         base_url=f"{fake.base_url}/v1", max_retries=0,
-    ) as client:  # fmt: skip
-        with pytest.raises(anthropic.AuthenticationError):
-            client.messages.create(**sdk_request("plain"))
+    )  # fmt: skip
+
+    with client, pytest.raises(anthropic.AuthenticationError):
+        client.messages.create(**sdk_request("plain"))
 
 
 async def test_chat_request_matches_sdk_request_for_same_intent(

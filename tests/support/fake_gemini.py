@@ -24,6 +24,7 @@ after a ``~`` is ignored, so tests can tag requests (``plain~<uuid>``):
 - ``key-invalid``: the 400 Google sends for a bad key (ErrorInfo API_KEY_INVALID).
 - ``echo-key``: a 500 whose message repeats the ``x-goog-api-key`` header.
 - ``stream-error``: one text event, then an ``error`` object in the stream.
+- ``image-*``: image answers, as ``fake_gemini_image`` describes them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.fake_gemini_image import image_config_problem, image_events
 from tests.support.threaded_server import ThreadedServer
 
 REPLY = ["Hello", " from", " Gemini."]
@@ -97,11 +99,14 @@ class FakeGemini(ThreadedServer):
         early = _error_answer(behaviour, headers.get("x-goog-api-key", ""))
         if early is not None:
             return early
-        problem = request_problem(body, behaviour)
+        problem = request_problem(body, behaviour) or image_config_problem(body)
         if problem is not None:
             return _error(400, problem)
         count = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
-        events = _events(behaviour, count)
+        if behaviour.startswith("image-"):
+            events = image_events(behaviour, body)
+        else:
+            events = _events(behaviour, count)
         if method == "generateContent":
             return web.json_response(_merge(events))
         if method != "streamGenerateContent" or request.query.get("alt") != "sse":

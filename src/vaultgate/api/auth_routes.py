@@ -91,9 +91,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> Sessio
     """Sign in; throttled per account and client address, and per client address."""
     state = api_state(request)
     email = normalise_email(body.email)
-    refusal = await sign_in_refusal(
-        state.limiter, email=email, address=_client_address(request)
-    )
+    refusal = await sign_in_refusal(state.limiter, email=email, address=_client_address(request))
     if refusal is not None:
         raise RateLimited(
             "Too many sign-in attempts; try again later.",

@@ -1,19 +1,18 @@
 """Admitting a request: rate limits, then holding its maximum cost and tokens.
 
 The hold is an upper bound, so the actual charge can never exceed it. Prompt tokens are
-bounded by the size of everything forwarded — the whole request body's bytes, since a
-byte-level tokenizer never makes more tokens than bytes, so unknown parameters and extra
-message fields count too — plus per-message and tool-use overhead, with each media part
-counted at the most a provider bills for one (below) instead of its bytes, and the whole
-capped at the model's context window, beyond which no provider takes a prompt. Completion
-tokens are bounded by ``max_tokens`` (or the model's output limit). Both count once for each
-of the ``n`` choices: a provider that answers one choice per request is sent the prompt
-``n`` times, and bills it each time.
+bounded by the size of everything forwarded — the request body's bytes, since a byte-level
+tokenizer never makes more tokens than bytes, so unknown parameters, extra message fields
+and base64 data all count — plus per-message and tool-use overhead and, for each image or
+file part, the most a provider bills for one (an image given by a short URL can cost far
+more than its bytes). The whole is capped at the model's context window, beyond which no
+provider takes a prompt. Completion tokens are bounded by ``max_tokens`` (or the model's
+output limit). Both count once for each of the ``n`` choices: a provider that answers one
+choice per request is sent the prompt ``n`` times, and bills it each time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +33,8 @@ PROMPT_OVERHEAD_BOUND = 16
 # The largest per-image charge any provider documents: gpt-4o-mini bills a high-detail
 # image at 2,833 tokens plus 5,667 per 512-px tile, and an image has at most 8 tiles
 # (https://platform.openai.com/docs/guides/images-vision#calculating-costs). Others bill
-# far less (Claude about 1,600, GPT-4.1 patches at most 3,779). An image costs this however
-# short its URL, and no more however long its data URL, so it replaces the URL's bytes.
+# far less (Claude about 1,600, GPT-4.1 patches at most 3,779). A 1-px data URL or a short
+# link can cost that much, so it is added to the bytes the part takes.
 TOKENS_PER_IMAGE_BOUND = 48_169
 # A file (a PDF) is billed by its pages' text and page images, neither bounded by its
 # size: it may fill the whole context window, so it counts as the largest window any
@@ -51,21 +50,19 @@ PLAUSIBLE_USAGE_FACTOR = 10
 MAX_HOLD = 2**63 - 1
 
 
-def _media_parts(messages: list[Any]) -> Iterator[JsonObject]:
+def _media_bound(messages: list[Any]) -> int:
+    """Tokens the image and file parts may cost beyond their bytes."""
+    total = 0
     for message in messages:
         content = message.get("content")
-        if isinstance(content, list):
-            yield from (part for part in content if part.get("type") in ("image_url", "file"))
-
-
-def _media_bound(messages: list[Any]) -> int:
-    """Tokens the media parts may cost, less the bytes of their image URLs."""
-    total = 0
-    for part in _media_parts(messages):
-        if part["type"] == "file":
-            total += TOKENS_PER_FILE_BOUND
-        else:
-            total += TOKENS_PER_IMAGE_BOUND - len(part["image_url"]["url"].encode())
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type")
+            if kind == "image_url":
+                total += TOKENS_PER_IMAGE_BOUND
+            elif kind == "file":
+                total += TOKENS_PER_FILE_BOUND
     return total
 
 

@@ -68,8 +68,10 @@ class GatewayState:
         """The model a key asks for, checked for existence, endpoint and permission."""
         model = self.registry.models.get(model_id)
         if model is None:
+            # The name is the client's: echo a bounded part of it.
+            shown = model_id if len(model_id) <= 100 else model_id[:100] + "..."
             raise ModelNotFound(
-                f"The model '{model_id}' does not exist. GET /v1/models lists the models "
+                f"The model '{shown}' does not exist. GET /v1/models lists the models "
                 "this key can use.",
                 param="model",
             )

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import email.utils
-import math
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +19,8 @@ from vaultgate.errors import (
     RequestTimeout,
     UnsupportedMediaType,
     VaultGateError,
+    retry_after_seconds,
 )
-
-# A provider's retry-after is relayed as whole seconds within this range: a client told to
-# wait days (or a number no client can parse) would never come back.
-MAX_RETRY_AFTER_S = 3600
 
 
 class JsonResponse(Response):
@@ -40,8 +34,8 @@ class JsonResponse(Response):
 
 
 def error_response(error: VaultGateError, headers: Mapping[str, str] | None = None) -> Response:
-    """The OpenAI-shaped error body with the error's status and headers (a relayed
-    ``retry-after`` clamped to whole seconds within ``MAX_RETRY_AFTER_S``)."""
+    """The OpenAI-shaped error body with the error's status and headers (``retry-after``
+    as whole seconds within ``MAX_RETRY_AFTER_S``, however it was set)."""
     merged = {**error.headers, **(headers or {})}
     for name in [name for name in merged if name.lower() == "retry-after"]:
         seconds = retry_after_seconds(merged.pop(name))
@@ -51,29 +45,6 @@ def error_response(error: VaultGateError, headers: Mapping[str, str] | None = No
         error.json_bytes(), status_code=error.status, headers=merged,
         media_type="application/json",
     )  # fmt: skip
-
-
-def retry_after_seconds(value: str) -> int | None:
-    """A ``retry-after`` value (seconds, possibly fractional, or an HTTP date) as whole
-    seconds clamped to 0..MAX_RETRY_AFTER_S; None when it is neither."""
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = _seconds_until(text)
-    if seconds is None or math.isnan(seconds):
-        return None
-    return math.ceil(min(max(seconds, 0.0), MAX_RETRY_AFTER_S))
-
-
-def _seconds_until(http_date: str) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return (when - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)

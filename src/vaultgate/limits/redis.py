@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from vaultgate.limits.base import WINDOW_S, Decision
+from vaultgate.redis_pool import DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_S, blocking_client
 
 _SCRIPT = """
 local key = KEYS[1]
@@ -44,8 +45,14 @@ return {1, limit - total - weight, reset_ms}
 class RedisLimiter:
     """Sliding windows in Redis under ``vaultgate:limit:<subject>``."""
 
-    def __init__(self, url: str) -> None:
-        self._redis: Redis = Redis.from_url(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self._redis: Redis = blocking_client(url, pool_size=pool_size, timeout_s=timeout_s)
         self._script: Any = self._redis.register_script(_SCRIPT)
 
     async def hit(self, subject: str, *, limit: int, weight: int, member: str) -> Decision:

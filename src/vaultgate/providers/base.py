@@ -74,25 +74,35 @@ class Usage:
         }
 
 
+def _count(value: Any) -> int | None:
+    """A token count: a non-negative integer (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _detail(raw: dict[str, Any], group: str, name: str) -> int:
+    """An optional count inside a ``*_details`` object; 0 when absent or invalid."""
+    details = raw.get(group)
+    if not isinstance(details, dict):
+        return 0
+    return _count(details.get(name)) or 0
+
+
 def usage_from_openai(raw: Any, *, estimated: bool = False) -> Usage | None:
-    """Read an OpenAI ``usage`` object; None when absent or malformed."""
+    """Read an OpenAI ``usage`` object; None when absent, or when a count is negative or
+    not an integer (no provider counted that: the gateway counts locally instead)."""
     if not isinstance(raw, dict):
         return None
-    prompt = raw.get("prompt_tokens")
-    completion = raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
+    prompt = _count(raw.get("prompt_tokens"))
+    completion = _count(raw.get("completion_tokens"))
+    if prompt is None or completion is None:
         return None
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else 0
-    reasoning = (
-        completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else 0
-    )
     return Usage(
-        prompt_tokens=max(prompt, 0),
-        completion_tokens=max(completion, 0),
-        cached_tokens=cached if isinstance(cached, int) and cached > 0 else 0,
-        reasoning_tokens=reasoning if isinstance(reasoning, int) and reasoning > 0 else 0,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=min(_detail(raw, "prompt_tokens_details", "cached_tokens"), prompt),
+        reasoning_tokens=_detail(raw, "completion_tokens_details", "reasoning_tokens"),
         estimated=estimated,
     )
 

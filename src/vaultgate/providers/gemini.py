@@ -19,10 +19,18 @@ Usage: ``promptTokenCount`` (plus ``toolUsePromptTokenCount``) is the prompt, wi
 ``cachedContentTokenCount`` as its cached part; ``candidatesTokenCount`` plus
 ``thoughtsTokenCount`` is the completion, with the thoughts as reasoning tokens.
 Thought parts (``thought: true``) are not returned as content.
+
+Images: image parts (``inlineData``) of an answer, as Gemini image models give them, are
+returned in the message's ``images`` list, each ``{"type": "image_url", "image_url":
+{"url": "data:<type>;base64,<data>"}}``, and streamed the same way in ``delta.images``: the
+extension OpenRouter uses for image output on chat completions, which clients that do not
+know it ignore, and which keeps ``content`` plain text. Image generation on
+``/v1/images/generations`` is in ``gemini_image`` (Gemini models) and ``imagen``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import uuid
@@ -36,10 +44,17 @@ from vaultgate.errors import UpstreamError
 from vaultgate.providers.base import (
     ChatCall,
     ChatResult,
+    GeneratedImage,
     ImageCall,
     ImageResult,
     JsonObject,
     Usage,
+)
+from vaultgate.providers.gemini_image import (
+    add_usages,
+    gemini_answer_to_image,
+    gemini_inline_image,
+    openai_to_gemini_image_request,
 )
 from vaultgate.providers.gemini_request import TRANSLATED_PARAMS, openai_to_gemini_request
 from vaultgate.providers.http import HttpAdapter, UpstreamRequest, scrub_secret
@@ -131,6 +146,17 @@ def gemini_function_call_to_openai(part: JsonObject, call_id: str) -> JsonObject
     }
 
 
+def gemini_images_to_openai(parts: list[JsonObject]) -> list[JsonObject]:
+    """The ``images`` entries (data URLs) for a candidate's image parts."""
+    images = []
+    for part in parts:
+        found = gemini_inline_image(part)
+        if found is not None:
+            url = f"data:{found[0]};base64,{found[1]}"
+            images.append({"type": "image_url", "image_url": {"url": url}})
+    return images
+
+
 def gemini_candidate_to_openai(
     candidate: JsonObject, position: int, ids: ToolCallIds
 ) -> JsonObject:
@@ -145,6 +171,9 @@ def gemini_candidate_to_openai(
     message: JsonObject = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    images = gemini_images_to_openai(parts)
+    if images:
+        message["images"] = images
     reason = candidate.get("finishReason")
     return {
         "index": candidate.get("index", position),
@@ -245,6 +274,9 @@ class GeminiStreamTranslator:
         text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
         if text:
             chunks.append(self._chunk(index, {"content": text}))
+        images = gemini_images_to_openai(parts)
+        if images:
+            chunks.append(self._chunk(index, {"images": images}))
         for part in parts:
             if isinstance(part.get("functionCall"), dict):
                 position = self._calls.get(index, 0)
@@ -339,23 +371,37 @@ class GeminiAdapter(HttpAdapter):
         return GeminiStreamTranslator(self, call)
 
     async def images(self, call: ImageCall) -> ImageResult:
-        """Imagen models generate images through ``predict`` (see ``imagen``); no other
-        model of this format does here."""
-        if not is_imagen_model(call.upstream_model):
-            return await super().images(call)
-        person_generation = self.config.option("person_generation")
-        body = openai_to_imagen_request(call, person_generation=person_generation)
-        url = self._method_url(call.upstream_model, "predict")
+        """Imagen models generate images through ``predict`` (see ``imagen``); every other
+        model through ``generateContent``, one call per image (see ``gemini_image``)."""
+        if is_imagen_model(call.upstream_model):
+            person_generation = self.config.option("person_generation")
+            body = openai_to_imagen_request(call, person_generation=person_generation)
+            payload = await self._post(self._method_url(call.upstream_model, "predict"), body)
+            return imagen_response_to_openai(payload, self.config.name)
+        body = openai_to_gemini_image_request(call)
+        answers = await asyncio.gather(*(self._generated_image(call, body) for _ in range(call.n)))
+        usage = add_usages([answer_usage for _, answer_usage in answers])
+        images = [image for image, _ in answers]
+        return ImageResult(images=images, created=int(time.time()), usage=usage)
+
+    async def _generated_image(
+        self, call: ImageCall, body: JsonObject
+    ) -> tuple[GeneratedImage, Usage | None]:
+        payload = await self._post(self._method_url(call.upstream_model, "generateContent"), body)
+        image = gemini_answer_to_image(payload, self.config.name)
+        return image, gemini_usage_to_openai(payload.get("usageMetadata"))
+
+    async def _post(self, url: str, body: JsonObject) -> Any:
+        """The JSON answer of one non-streamed call."""
         request = await self.authorize(UpstreamRequest(url, self._headers, body))
         async with self._send(request) as response:
             raw = await self._read_body(response)
             if response.status >= 400:
                 raise self.map_error(response.status, raw, response.headers)
         try:
-            payload = orjson.loads(raw)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{self.config.name} sent a response that is not JSON") from None
-        return imagen_response_to_openai(payload, self.config.name)
 
     def decode_event(self, event: SseEvent) -> JsonObject:
         """One stream event's JSON; an ``error`` object raises as a mapped UpstreamError."""

@@ -3,13 +3,17 @@
 One pooled aiohttp session serves all providers (keep-alive, bounded pools). An adapter
 supplies four translations — build the upstream request, parse a response, translate a
 stream event, map an error — and ``HttpAdapter`` does the rest: sending, timeouts, reading
-streams and turning transport failures into ``UpstreamError``.
+streams and turning transport failures into ``UpstreamError``. What a provider sends is read
+within limits (``max_response_bytes`` for a body, ``max_event_bytes`` for one stream event),
+so a hostile or broken upstream cannot exhaust the gateway's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,11 +30,17 @@ from vaultgate.providers.base import (
     JsonObject,
     ProviderConfig,
 )
-from vaultgate.providers.sse import SseEvent, SseParser
+from vaultgate.providers.redaction import redact_secret
+from vaultgate.providers.sse import DEFAULT_MAX_EVENT_BYTES, SseEvent, SseParser
 
 log = logging.getLogger("vaultgate.providers")
 
 MAX_ERROR_MESSAGE = 500
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+# Markup in an error page that is not a JSON error (a proxy's HTML 502, say).
+INVISIBLE_MARKUP = re.compile(rb"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+TAG = re.compile(rb"<[^>]*>")
 
 
 class StreamDecoder(Protocol):
@@ -72,8 +82,18 @@ class Timeouts:
 class HttpClient:
     """Owns the pooled session; created by the app at start-up, closed at shutdown."""
 
-    def __init__(self, *, pool_size: int, pool_per_host: int, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        *,
+        pool_size: int,
+        pool_per_host: int,
+        timeouts: Timeouts,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
         self.default_timeouts = timeouts
+        self.max_response_bytes = max_response_bytes
+        self.max_event_bytes = max_event_bytes
         self._pool_size = pool_size
         self._pool_per_host = pool_per_host
         self._session: aiohttp.ClientSession | None = None
@@ -104,10 +124,21 @@ class HttpClient:
 
 
 def scrub_secret(text: str, secret: str | None) -> str:
-    """Remove a credential from text that came back from a provider."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    return text[:MAX_ERROR_MESSAGE]
+    """Remove a credential, and echoes of it (another letter case, its first or last
+    characters, a masked form), from text that came back from a provider."""
+    # Only the kept characters matter, plus room for a key that starts among them.
+    kept = text[: MAX_ERROR_MESSAGE + len(secret or "")]
+    return redact_secret(kept, secret)[:MAX_ERROR_MESSAGE]
+
+
+def plain_text(raw: bytes) -> str:
+    """Readable text of a body that is not JSON: markup (an HTML error page) reduced to its
+    words, whitespace collapsed, cut to ``MAX_ERROR_MESSAGE`` characters."""
+    if b"<" in raw:
+        raw = TAG.sub(b" ", INVISIBLE_MARKUP.sub(b" ", raw))
+    text = html.unescape(raw[: 16 * MAX_ERROR_MESSAGE].decode("utf-8", errors="replace"))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 3] + "..."
 
 
 def error_message_from_body(raw: bytes) -> tuple[str, JsonObject | None]:
@@ -115,8 +146,7 @@ def error_message_from_body(raw: bytes) -> tuple[str, JsonObject | None]:
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        text = raw.decode("utf-8", errors="replace").strip()
-        return text or "no error message", None
+        return plain_text(raw) or "no error message", None
     if not isinstance(payload, dict):
         return str(payload), None
     error = payload.get("error")
@@ -192,7 +222,7 @@ class HttpAdapter:
     def stream_decoder(self) -> StreamDecoder:
         """What turns the body's bytes into events: SSE unless the format says otherwise
         (AWS's binary event stream, say)."""
-        return SseParser()
+        return SseParser(max_event_bytes=self._http.max_event_bytes)
 
     def stream_translator(self, call: ChatCall) -> Callable[[Any], list[JsonObject]]:
         """Turns each decoded event into OpenAI chunks. Formats whose streams carry state
@@ -232,8 +262,24 @@ class HttpAdapter:
         )
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, or an UpstreamError past ``max_response_bytes`` (the connection
+        is then closed, not read to its end)."""
+        limit = self._http.max_response_bytes
+        too_large = UpstreamError(
+            f"{self.config.name} sent a response body larger than {limit} bytes "
+            "(the upstream_max_body_bytes setting)"
+        )
+        if (response.content_length or 0) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return await response.read()
+            async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+            return b"".join(chunks)
         except TimeoutError:
             raise UpstreamTimeout(f"{self.config.name} timed out sending its body") from None
         except aiohttp.ClientError as exc:

@@ -56,6 +56,22 @@ def _says_client_error(payload: JsonObject | None) -> bool:
     return error.get("type") in ("invalid_request_error", "BadRequestError")
 
 
+def _well_formed(choice: Any, part: str) -> bool:
+    """Whether a choice holds a ``message`` (or a stream ``delta``) object whose content is
+    text or null and whose tool calls are a list."""
+    if not isinstance(choice, dict):
+        return False
+    inner = choice.get(part)
+    if inner is None and part == "delta":
+        return True
+    if not isinstance(inner, dict):
+        return False
+    content, calls = inner.get("content"), inner.get("tool_calls")
+    return (content is None or isinstance(content, str)) and (
+        calls is None or isinstance(calls, list)
+    )
+
+
 def apply_param_rules(body: JsonObject, config: ProviderConfig) -> None:
     """Fill the provider's ``default_params`` the client left out and clamp numbers into its
     ``clamp_params`` ranges; both name parameters as the provider spells them."""
@@ -113,8 +129,13 @@ class OpenAICompatibleAdapter(HttpAdapter):
         return UpstreamRequest(self._url("/chat/completions"), self._headers(), body)
 
     def parse_chat_response(self, call: ChatCall, payload: Any) -> ChatResult:
-        """OpenAI's own shape; only the model name is rewritten to the gateway's id."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
+        """OpenAI's own shape; only the model name is rewritten to the gateway's id. An
+        answer without choices, or with one that is not a message, is an upstream failure
+        rather than a success to relay."""
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not isinstance(choices, list) or not choices:
+            raise UpstreamError(f"{self.config.name} sent a chat completion without choices")
+        if not all(_well_formed(choice, "message") for choice in choices):
             raise UpstreamError(f"{self.config.name} sent a malformed chat completion")
         payload["model"] = call.model_id
         payload.setdefault("object", "chat.completion")
@@ -137,6 +158,9 @@ class OpenAICompatibleAdapter(HttpAdapter):
             raise UpstreamError(
                 scrub_secret(f"{self.config.name}: {message}", self.config.api_key)
             )
+        choices = chunk.setdefault("choices", [])
+        if not isinstance(choices, list) or not all(_well_formed(c, "delta") for c in choices):
+            raise UpstreamError(f"{self.config.name} sent a malformed stream chunk")
         chunk["model"] = call.model_id
         return [chunk]
 

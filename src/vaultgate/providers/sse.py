@@ -3,6 +3,8 @@
 The parser works on bytes, so an event or a UTF-8 character split across network reads is
 reassembled before it is decoded. It accepts LF, CRLF and CR line ends, multi-line ``data``,
 comment lines (``: keep-alive``) and fields it does not know, as the SSE standard asks.
+An event (or a line still waiting for its end) larger than ``max_event_bytes`` is an
+``UpstreamError``: a stream that never ends its line must not grow the buffer without bound.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Any
 
 import orjson
 
+from vaultgate.errors import UpstreamError
+
 DONE_LINE = b"data: [DONE]\n\n"
 BOM = b"\xef\xbb\xbf"  # the standard says a stream may start with one, to be ignored
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +34,11 @@ class SseEvent:
 class SseParser:
     """Feeds on raw bytes and yields complete events."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
         self._buffer = b""
         self._data: list[str] = []
+        self._data_size = 0
         self._event = ""
         self._id: str | None = None
         self._started = False
@@ -49,6 +56,7 @@ class SseParser:
         while True:
             line, found = self._next_line()
             if not found:
+                self._check_size(len(self._buffer))
                 return events
             event = self._process_line(line)
             if event is not None:
@@ -80,6 +88,8 @@ class SseParser:
             value = value[1:]
         text = value.decode("utf-8", errors="replace")
         if name == b"data":
+            self._check_size(self._data_size + len(value))
+            self._data_size += len(value) + 1
             self._data.append(text)
         elif name == b"event":
             self._event = text
@@ -93,8 +103,16 @@ class SseParser:
             return None
         event = SseEvent("\n".join(self._data), self._event or "message", self._id)
         self._data = []
+        self._data_size = 0
         self._event = ""
         return event
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_event_bytes:
+            raise UpstreamError(
+                f"the upstream stream sent an event larger than {self.max_event_bytes} bytes "
+                "(the upstream_max_event_bytes setting)"
+            )
 
     def close(self) -> list[SseEvent]:
         """Flush a final event that was not followed by a blank line."""

@@ -18,6 +18,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from vaultgate.redis_pool import DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_S, blocking_client
 from vaultgate.routing.breaker import BreakerPolicy, Breakers, BreakerState, Permit
 
 log = logging.getLogger("vaultgate.routing")
@@ -48,10 +49,17 @@ def _decode(raw: bytes | str) -> BreakerState:
 class SharedBreakers(Breakers):
     """Breakers whose state every process shares through Redis (wall-clock times)."""
 
-    def __init__(self, policy: BreakerPolicy, redis_url: str) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        redis_url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         super().__init__(policy)
         self._clock = time.time
-        self._redis: Redis = Redis.from_url(redis_url)
+        self._redis: Redis = blocking_client(redis_url, pool_size=pool_size, timeout_s=timeout_s)
         self._writes: set[asyncio.Task[None]] = set()
 
     def _push(self, deployment_id: str) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vaultgate.bounds import parse_positive
 from vaultgate.routing.router import deployment_id
 from vaultgate.storage.tables import balances, users
 from vaultgate.web.render import page
@@ -46,7 +47,7 @@ async def admin_page(request: Request, signed_in: PageSession) -> Response:
     """Users, providers and deployment health (admins only: see the route's guard)."""
     state: WebState = request.app.state.web
     raw = request.query_params.get("after", "")
-    rows = await _users(state, int(raw) if raw.isdigit() else None)
+    rows = await _users(state, parse_positive(raw))
     deployments = deployment_health(state)
     return page(request, "admin.html", {
         "users": rows[:PAGE_SIZE],

@@ -12,7 +12,8 @@ from starlette.responses import Response
 from vaultgate.accounts.users import find_user_by_email
 from vaultgate.billing.ledger import GRANT, balance_of, credit, history
 from vaultgate.billing.pricing import parse_amount
-from vaultgate.billing.redeem import create_codes, redeem
+from vaultgate.billing.redeem import MAX_BATCH, create_codes, redeem
+from vaultgate.bounds import parse_positive, parse_whole
 from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.storage.tables import ledger_entries
 from vaultgate.web.render import page, usd
@@ -63,7 +64,7 @@ async def _act(request: Request, signed_in: PageSession) -> str:
         )
         return f"Granted {usd(micros)} to {target.email}."
     if action == "codes" and user.is_admin:
-        count = int(str(form.get("count") or "0") or 0)
+        count = parse_whole(str(form.get("count") or ""), param="count", low=1, high=MAX_BATCH)
         codes = await create_codes(
             state.engine,
             count=count,
@@ -85,8 +86,7 @@ async def balance_page(request: Request, signed_in: PageSession) -> Response:
             message = await _act(request, signed_in)
         except VaultGateError as failure:
             error, status = failure.message, 400
-    before = request.query_params.get("before")
-    before_id = int(before) if before and before.isdigit() else None
+    before_id = parse_positive(request.query_params.get("before"))
     entries = await history(state.engine, user.id, limit=PAGE_SIZE, before_id=before_id)
     return page(request, "balance.html", {
         "balance": await balance_of(state.engine, user.id),

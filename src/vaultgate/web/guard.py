@@ -19,9 +19,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def names_no_row(request: Request) -> bool:
     """Whether a number in the path is too large for any row's id (the database would
     refuse to compare a column with it)."""
-    return any(
-        isinstance(value, int) and value > ID_MAX for value in request.path_params.values()
-    )
+    return any(isinstance(value, int) and value > ID_MAX for value in request.path_params.values())
 
 
 def ids_in_range(endpoint: Endpoint) -> Endpoint:

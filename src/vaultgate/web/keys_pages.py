@@ -10,21 +10,33 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vaultgate.accounts.keys import DEFAULT_RPM, create_key, normalise_restrictions, revoke_key
+from vaultgate.accounts.keys import (
+    DEFAULT_RPM,
+    MAX_RPM,
+    MAX_TOKEN_QUOTA,
+    MAX_TPM,
+    check_expiry,
+    create_key,
+    normalise_restrictions,
+    revoke_key,
+)
+from vaultgate.bounds import parse_whole
 from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.storage.tables import api_keys
 from vaultgate.web.render import page
 from vaultgate.web.security import PageSession
 from vaultgate.web.state import WebState
 
+# The documented range of each number a key form may carry.
+RANGES = {"rpm": (1, MAX_RPM), "tpm": (1, MAX_TPM), "token_quota": (0, MAX_TOKEN_QUOTA)}
+
 
 def _optional_int(form: FormData, name: str) -> int | None:
     raw = str(form.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name.replace('_', ' ')} must be a whole number", param=name)
-    return int(raw)
+    low, high = RANGES[name]
+    return parse_whole(raw, param=name, low=low, high=high)
 
 
 def _restrictions(form: FormData) -> list[str] | None:
@@ -41,6 +53,16 @@ def _expiry(form: FormData) -> dt.datetime | None:
     except ValueError:
         raise InvalidRequest("expiry must be a date", param="expires") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _edited_expiry(form: FormData, current: dt.datetime | None) -> dt.datetime | None:
+    """The expiry an edit asks for: the stored one when the form shows its date unchanged
+    (the form has days only), else a new one, which must be in the future."""
+    wanted = _expiry(form)
+    if wanted is not None and current is not None and wanted.date() == current.date():
+        return current
+    check_expiry(wanted)
+    return wanted
 
 
 async def _key_rows(state: WebState, user_id: int) -> list[Any]:
@@ -72,11 +94,13 @@ async def keys_page(request: Request, signed_in: PageSession) -> Response:
     state: WebState = request.app.state.web
     form = await request.form()
     try:
+        expires_at = _expiry(form)
+        check_expiry(expires_at)
         key, record = await create_key(
             state.engine, user_id=signed_in.session.user.id,
             name=str(form.get("name") or ""), rpm_limit=_optional_int(form, "rpm") or DEFAULT_RPM,
             tpm_limit=_optional_int(form, "tpm"), token_quota=_optional_int(form, "token_quota"),
-            allowed_models=_restrictions(form), expires_at=_expiry(form),
+            allowed_models=_restrictions(form), expires_at=expires_at, offered=state.models,
         )  # fmt: skip
     except VaultGateError as error:
         return await _render(request, signed_in, status=400, error=error.message, form=dict(form))
@@ -112,8 +136,8 @@ async def edit_key(request: Request, signed_in: PageSession) -> Response:
             "rpm_limit": _optional_int(form, "rpm") or DEFAULT_RPM,
             "tpm_limit": _optional_int(form, "tpm"),
             "token_quota": _optional_int(form, "token_quota"),
-            "allowed_models": normalise_restrictions(_restrictions(form)),
-            "expires_at": _expiry(form),
+            "allowed_models": normalise_restrictions(_restrictions(form), state.models),
+            "expires_at": _edited_expiry(form, row.expires_at),
             "updated_at": dt.datetime.now(dt.UTC),
         }
     except VaultGateError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from vaultgate.billing.pricing import format_micros
+from vaultgate.bounds import parse_positive
 from vaultgate.storage.tables import api_keys
 from vaultgate.usage.log_search import STATUS_CLASSES, LogFilter, find_log, log_batches, log_page
 from vaultgate.web.render import page
@@ -22,6 +24,7 @@ from vaultgate.web.security import PageSession
 from vaultgate.web.state import WebState
 
 PAGE_SIZE = 50
+STATUS_CODE = re.compile(r"[1-5][0-9][0-9]")
 CSV_HEADER = (
     "time", "request_id", "key", "model", "provider", "status", "stream", "prompt_tokens",
     "completion_tokens", "cost_usd", "latency_ms", "ttft_ms",
@@ -35,16 +38,12 @@ def _day(raw: str | None) -> dt.date | None:
         return None
 
 
-def _number(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
-
-
 def filters_from(params: Mapping[str, str]) -> LogFilter:
     """The filter in a query string; values that do not parse are ignored."""
     status = params.get("status", "").strip().lower()
-    valid_status = status in STATUS_CLASSES or (status.isdigit() and len(status) == 3)
+    valid_status = status in STATUS_CLASSES or bool(STATUS_CODE.fullmatch(status))
     return LogFilter(
-        key_id=_number(params.get("key")),
+        key_id=parse_positive(params.get("key")),
         model=params.get("model", "").strip() or None,
         status=status if valid_status else None,
         since=_day(params.get("from")),
@@ -81,8 +80,8 @@ async def logs_page(request: Request, signed_in: PageSession) -> Response:
     filters = filters_from(request.query_params)
     result = await log_page(
         state.engine, user_id, filters,
-        before=_number(request.query_params.get("before")),
-        after=_number(request.query_params.get("after")), limit=PAGE_SIZE,
+        before=parse_positive(request.query_params.get("before")),
+        after=parse_positive(request.query_params.get("after")), limit=PAGE_SIZE,
     )  # fmt: skip
     query = filter_params(filters)
     return page(request, "logs.html", {
