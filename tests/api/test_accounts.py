@@ -140,7 +140,7 @@ def test_login_then_logout_ends_the_session(accounts: Accounts) -> None:
     assert_openai_error(replay, 401)
 
 
-def test_login_eleventh_attempt_per_account_is_429_with_retry_after(
+def test_login_eleventh_attempt_at_one_account_from_one_address_is_429_there_only(
     accounts: Accounts,
 ) -> None:
     email = new_email("throttled")
@@ -153,14 +153,14 @@ def test_login_eleventh_attempt_per_account_is_429_with_retry_after(
         assert wrong.status_code == 401
 
     refused = session.post("/auth/login", json={"email": email, "password": PASSWORD})
-    other_address = accounts.anonymous().post(
+    owner_elsewhere = accounts.anonymous().post(
         "/auth/login", json={"email": email.upper(), "password": PASSWORD}
     )
     other_account = session.post("/auth/login", json={"email": bystander, "password": PASSWORD})
 
     assert_openai_error(refused, 429)
     assert 1 <= int(refused.headers["retry-after"]) <= 60
-    assert_openai_error(other_address, 429)
+    assert owner_elsewhere.status_code == 200, owner_elsewhere.text
     assert other_account.status_code == 200
 
 

@@ -320,12 +320,19 @@ def test_hostile_negative_usage_is_estimated_not_free(
     assert row["charged_micros"] == row["cost_micros"] > 0
 
 
-@pytest.mark.parametrize("name", ["choices-empty", "content-number"])
-def test_hostile_completion_without_valid_choice_is_502(sdk: openai.OpenAI, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("choices-empty", "without choices"), ("content-number", "malformed chat completion")],
+)
+def test_hostile_completion_without_valid_choice_is_a_provider_failure(
+    sdk: openai.OpenAI, name: str, says: str
+) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.chat.completions.create(model=f"hostile-{name}-text", messages=[HI])
 
-    assert caught.value.status_code == 502
+    # Each attempt failed with 502; with no deployment left the router answers 503.
+    assert caught.value.status_code == 503
+    assert says in caught.value.message
 
 
 def test_hostile_stream_chunk_with_bad_choices_never_reaches_client(
@@ -335,7 +342,8 @@ def test_hostile_stream_chunk_with_bad_choices_never_reaches_client(
 
     response = _post(guarded, orjson.dumps(body))
 
-    assert_openai_error(response, 502)
+    error = assert_openai_error(response, 503)
+    assert "malformed stream chunk" in error["message"]
     assert "nope" not in response.text
 
 
@@ -355,8 +363,8 @@ def test_hostile_retry_after_is_clamped_to_an_hour(guarded: Gateway, name: str) 
 def test_hostile_html_error_page_is_relayed_as_text(guarded: Gateway) -> None:
     body = {"model": "hostile-html-text", "messages": [HI]}
 
-    error = assert_openai_error(_post(guarded, orjson.dumps(body)), 502)
+    error = assert_openai_error(_post(guarded, orjson.dumps(body)), 503)
 
-    assert "502 Bad Gateway" in error["message"]
+    assert "hostile: 502 Bad Gateway 502 Bad Gateway nginx & friends" in error["message"]
     assert "<" not in error["message"]
     assert len(error["message"]) < 1200

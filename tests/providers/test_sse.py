@@ -174,7 +174,7 @@ def test_parser_line_without_end_beyond_limit_raises_upstream_error() -> None:
 
 def test_parser_event_of_many_lines_beyond_limit_raises_upstream_error() -> None:
     parser = SseParser(max_event_bytes=1024)
-    for _ in range(9):
+    for _ in range(10):
         parser.feed(b"data: " + b"a" * 100 + b"\n")
 
     with pytest.raises(UpstreamError):

@@ -56,7 +56,7 @@ def test_dashboard_every_tab_stop_shows_focus_ring(page: Page, path: str) -> Non
 
     stops = _tab_until(page, {"tag": "BUTTON", "type": "submit", "name": ""})
     stops += _tab_until(page, {"tag": "BUTTON", "text": {
-        "/dashboard/keys": "Create key", "/dashboard/playground": "Send",
+        "/dashboard/keys": "Create key", "/dashboard/playground": "New conversation",
         "/dashboard/logs": "Filter"}[path]})  # fmt: skip
 
     # Date inputs step through their parts, which Chromium rings itself.

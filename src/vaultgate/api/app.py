@@ -33,6 +33,10 @@ async def _vaultgate_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def _not_json() -> InvalidRequest:
+    return InvalidRequest("request body is not valid JSON", code="invalid_json")
+
+
 def _unknown_id(problem: Mapping[str, Any]) -> NotFound:
     """A path id no row can have (not a number, or out of range) names nothing: 404."""
     name = str(problem["loc"][-1])
@@ -47,7 +51,7 @@ def _invalid(problems: Sequence[Mapping[str, Any]]) -> VaultGateError:
         return _unknown_id(on_path[0])
     first = problems[0] if problems else {}
     if first.get("type") == "json_invalid":
-        return InvalidRequest("request body is not valid JSON", code="invalid_json")
+        return _not_json()
     location = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
     if location is None:
         return InvalidRequest(f"request body: {first.get('msg', 'invalid')}")
@@ -66,6 +70,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_path"))
     if exc.status_code == 405:
         return error_response(MethodNotAllowed(f"{request.method} is not allowed here."))
+    if exc.status_code == 400:
+        # FastAPI's answer to a JSON body it cannot even decode (bytes that are not UTF-8).
+        return error_response(_not_json())
     error = VaultGateError(str(exc.detail))
     error.status, error.error_type = exc.status_code, "invalid_request_error"
     return error_response(error)
