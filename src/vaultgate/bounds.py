@@ -24,13 +24,13 @@ def is_row_id(value: int) -> bool:
     return 1 <= value <= ID_MAX
 
 
-def parse_positive(raw: str | None) -> int | None:
-    """A positive whole number of 64 bits at most, written in a URL or a form (an id, a
-    count of days), or None when the text is not one: such an id cannot name a row."""
+def parse_natural(raw: str | None) -> int | None:
+    """A whole number from 0 to ``ID_MAX`` written in a URL or a form (an id, a paging
+    cursor, a count of days), or None when the text is not one."""
     if raw is None or not _ID_TEXT.fullmatch(raw):
         return None
     value = int(raw)
-    return value if is_row_id(value) else None
+    return value if value <= ID_MAX else None
 
 
 def check_range(value: int, *, param: str, low: int, high: int) -> int:

@@ -180,3 +180,26 @@ async def test_negative_usage_from_upstream_is_not_trusted(
     result = await adapter.chat(make_call("usage-prompt--7"))
 
     assert result.usage is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("7", "7"),
+        ("1.2", "2"),
+        ("-5", "0"),
+        ("99999999999999999999", "3600"),
+        ("inf", "3600"),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "0"),
+        ("nan", None),
+        ("soon", None),
+    ],
+)
+def test_upstream_error_retry_after_is_whole_seconds_within_an_hour(
+    sent: str, kept: str | None
+) -> None:
+    error = UpstreamError("slow down", status=429, headers={"Retry-After": sent, "x-a": "b"})
+
+    assert error.headers.get("retry-after") == kept
+    assert "Retry-After" not in error.headers
+    assert error.headers["x-a"] == "b"

@@ -48,6 +48,23 @@ TOOL_USE_OVERHEAD_BOUND = 1000
 PLAUSIBLE_USAGE_FACTOR = 10
 # Holds are stored in signed 64-bit columns.
 MAX_HOLD = 2**63 - 1
+# Top-level parameters validated as small values that never become prompt text (the model
+# id is replaced by the upstream's): their bytes are taken off the body's size.
+CONTROL_PARAMS = (
+    "model", "stream", "stream_options", "n", "max_tokens", "max_completion_tokens",
+    "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "top_logprobs",
+    "logprobs",
+)  # fmt: skip
+
+
+def _control_bytes(body: JsonObject) -> int:
+    """What the control parameters take in compact JSON, each with its comma: no encoding
+    of the body spends fewer bytes on them."""
+    return sum(
+        len(orjson.dumps(name)) + len(orjson.dumps(body[name])) + 2
+        for name in CONTROL_PARAMS
+        if name in body
+    )
 
 
 def _media_bound(messages: list[Any]) -> int:
@@ -72,9 +89,11 @@ def prompt_token_bound(
     """An upper bound on the prompt tokens of one call for a validated chat body.
 
     ``body_bytes`` is the size the body arrived in (serialised here when unknown); JSON
-    escapes only make it larger than the text it encodes.
+    escapes and whitespace only make it larger than the text it encodes. Control
+    parameters (``CONTROL_PARAMS``) are not counted.
     """
     size = len(orjson.dumps(body)) if body_bytes is None else body_bytes
+    size -= _control_bytes(body)
     messages = body["messages"]
     total = PROMPT_OVERHEAD_BOUND + TOKENS_PER_MESSAGE_BOUND * len(messages) + size
     total += _media_bound(messages)

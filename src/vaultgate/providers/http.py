@@ -38,6 +38,7 @@ log = logging.getLogger("vaultgate.providers")
 MAX_ERROR_MESSAGE = 500
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 READ_CHUNK_BYTES = 64 * 1024
+MAX_ERROR_SCAN_BYTES = 8 * 1024
 # Markup in an error page that is not a JSON error (a proxy's HTML 502, say).
 INVISIBLE_MARKUP = re.compile(rb"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 TAG = re.compile(rb"<[^>]*>")
@@ -133,11 +134,12 @@ def scrub_secret(text: str, secret: str | None) -> str:
 
 def plain_text(raw: bytes) -> str:
     """Readable text of a body that is not JSON: markup (an HTML error page) reduced to its
-    words, whitespace collapsed, cut to ``MAX_ERROR_MESSAGE`` characters."""
+    words, whitespace collapsed, cut to ``MAX_ERROR_MESSAGE`` characters. Only the start of
+    the body is read, which keeps the cost of the markup patterns bounded."""
+    raw = raw[:MAX_ERROR_SCAN_BYTES]
     if b"<" in raw:
         raw = TAG.sub(b" ", INVISIBLE_MARKUP.sub(b" ", raw))
-    text = html.unescape(raw[: 16 * MAX_ERROR_MESSAGE].decode("utf-8", errors="replace"))
-    text = " ".join(text.split())
+    text = " ".join(html.unescape(raw.decode("utf-8", errors="replace")).split())
     return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 3] + "..."
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vaultgate.bounds import parse_positive
+from vaultgate.bounds import parse_natural
 from vaultgate.routing.router import deployment_id
 from vaultgate.storage.tables import balances, users
 from vaultgate.web.render import page
@@ -47,7 +47,7 @@ async def admin_page(request: Request, signed_in: PageSession) -> Response:
     """Users, providers and deployment health (admins only: see the route's guard)."""
     state: WebState = request.app.state.web
     raw = request.query_params.get("after", "")
-    rows = await _users(state, parse_positive(raw))
+    rows = await _users(state, parse_natural(raw))
     deployments = deployment_health(state)
     return page(request, "admin.html", {
         "users": rows[:PAGE_SIZE],

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from vaultgate.bounds import parse_positive
+from vaultgate.bounds import parse_natural
 from vaultgate.storage.tables import notifications
 from vaultgate.web.render import page
 from vaultgate.web.security import PageSession
@@ -23,7 +23,7 @@ async def _mark_read(state: WebState, user_id: int, raw_id: str) -> None:
         notifications.c.user_id == user_id, notifications.c.read_at.is_(None)
     )
     if raw_id != "all":
-        query = query.where(notifications.c.id == (parse_positive(raw_id) or 0))
+        query = query.where(notifications.c.id == (parse_natural(raw_id) or 0))
     async with state.engine.begin() as conn:
         await conn.execute(query.values(read_at=dt.datetime.now(dt.UTC)))
 
@@ -37,7 +37,7 @@ async def alerts_page(request: Request, signed_in: PageSession) -> Response:
         await _mark_read(state, user_id, str(form.get("id") or ""))
         return RedirectResponse("/dashboard/alerts", status_code=303)
 
-    before = parse_positive(request.query_params.get("before"))
+    before = parse_natural(request.query_params.get("before"))
     query = select(notifications).where(notifications.c.user_id == user_id)
     if before is not None:
         query = query.where(notifications.c.id < before)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vaultgate.bounds import parse_positive
+from vaultgate.bounds import parse_natural
 from vaultgate.usage.analytics import Totals, Unit, usage
 from vaultgate.web.charts import Chart, bar_list_chart, column_chart
 from vaultgate.web.logs_pages import key_names
@@ -48,8 +48,8 @@ def range_from(params: Mapping[str, str], now: dt.datetime) -> Range:
         end = dt.datetime(until.year, until.month, until.day, tzinfo=dt.UTC)
         end += dt.timedelta(days=1)
         return Range(start, end, None, "hour" if end - start <= HOURLY_UP_TO else "day")
-    asked = parse_positive(params.get("days"))
-    days = asked if asked is not None and asked <= MAX_DAYS else DEFAULT_DAYS
+    asked = parse_natural(params.get("days"))
+    days = asked if asked is not None and 0 < asked <= MAX_DAYS else DEFAULT_DAYS
     end = now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
     if days * dt.timedelta(days=1) <= HOURLY_UP_TO:
         return Range(end - dt.timedelta(days=days), end, days, "hour")

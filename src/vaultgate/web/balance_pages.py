@@ -13,7 +13,7 @@ from vaultgate.accounts.users import find_user_by_email
 from vaultgate.billing.ledger import GRANT, balance_of, credit, history
 from vaultgate.billing.pricing import parse_amount
 from vaultgate.billing.redeem import MAX_BATCH, create_codes, redeem
-from vaultgate.bounds import parse_positive, parse_whole
+from vaultgate.bounds import parse_natural, parse_whole
 from vaultgate.errors import InvalidRequest, VaultGateError
 from vaultgate.storage.tables import ledger_entries
 from vaultgate.web.render import page, usd
@@ -86,7 +86,7 @@ async def balance_page(request: Request, signed_in: PageSession) -> Response:
             message = await _act(request, signed_in)
         except VaultGateError as failure:
             error, status = failure.message, 400
-    before_id = parse_positive(request.query_params.get("before"))
+    before_id = parse_natural(request.query_params.get("before"))
     entries = await history(state.engine, user.id, limit=PAGE_SIZE, before_id=before_id)
     return page(request, "balance.html", {
         "balance": await balance_of(state.engine, user.id),

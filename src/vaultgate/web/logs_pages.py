@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from vaultgate.billing.pricing import format_micros
-from vaultgate.bounds import parse_positive
+from vaultgate.bounds import parse_natural
 from vaultgate.storage.tables import api_keys
 from vaultgate.usage.log_search import STATUS_CLASSES, LogFilter, find_log, log_batches, log_page
 from vaultgate.web.render import page
@@ -43,7 +43,7 @@ def filters_from(params: Mapping[str, str]) -> LogFilter:
     status = params.get("status", "").strip().lower()
     valid_status = status in STATUS_CLASSES or bool(STATUS_CODE.fullmatch(status))
     return LogFilter(
-        key_id=parse_positive(params.get("key")),
+        key_id=parse_natural(params.get("key")),
         model=params.get("model", "").strip() or None,
         status=status if valid_status else None,
         since=_day(params.get("from")),
@@ -80,8 +80,8 @@ async def logs_page(request: Request, signed_in: PageSession) -> Response:
     filters = filters_from(request.query_params)
     result = await log_page(
         state.engine, user_id, filters,
-        before=parse_positive(request.query_params.get("before")),
-        after=parse_positive(request.query_params.get("after")), limit=PAGE_SIZE,
+        before=parse_natural(request.query_params.get("before")),
+        after=parse_natural(request.query_params.get("after")), limit=PAGE_SIZE,
     )  # fmt: skip
     query = filter_params(filters)
     return page(request, "logs.html", {
