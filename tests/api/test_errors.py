@@ -122,6 +122,16 @@ def test_api_unknown_path_is_openai_shaped_404(accounts: Accounts, method: str, 
     assert error["type"] == "invalid_request_error"
 
 
+def test_api_schema_is_served_but_no_cdn_backed_docs_page(accounts: Accounts) -> None:
+    session = accounts.register()
+
+    schema = session.get("/openapi.json")
+
+    assert schema.status_code == 200
+    assert "/keys" in schema.json()["paths"]
+    assert assert_openai_error(session.get("/docs"), 404)["code"] == "unknown_path"
+
+
 def test_api_wrong_method_is_openai_shaped_405(accounts: Accounts) -> None:
     session = accounts.register()
 

@@ -97,7 +97,9 @@ def create_api(state: ApiState) -> FastAPI:
     api = FastAPI(
         title="VaultGate management API",
         version="1",
-        docs_url="/docs",
+        # Swagger UI loads its scripts from a CDN, which an offline install cannot reach and
+        # the strict content-security policy forbids; the schema itself is served.
+        docs_url=None,
         openapi_url="/openapi.json",
         redoc_url=None,
         exception_handlers={

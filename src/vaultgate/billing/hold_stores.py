@@ -54,7 +54,7 @@ async def _refuse(
     if outcome == BALANCE_REFUSED:
         return InsufficientBalance(
             "Your credit balance is too low for this request: it may cost up to "
-            f"{hold.amount_micros} micro-USD. Top up or lower max_tokens."
+            f"{hold.amount_micros} micro-USD. Top up, or ask for less (max_tokens, n)."
         )
     return await explain_refusal(engine, hold.key_id, hold.tokens, key_version)
 

@@ -60,8 +60,8 @@ async def _why_key_refused(
         return StaleKey()
     left = max(row.token_quota - row.tokens_used - row.tokens_reserved, 0)
     return QuotaExhausted(
-        f"This key's token quota is exhausted: the request may need up to {tokens} tokens "
-        f"and {left} remain.",
+        f"This key's token quota cannot cover this request: it may need up to {tokens} "
+        f"tokens and {left} remain. Ask for fewer tokens (max_tokens, n) or raise the quota.",
     )
 
 
@@ -109,7 +109,7 @@ async def reserve(
             if paid.rowcount != 1:
                 raise InsufficientBalance(
                     "Your credit balance is too low for this request: it may cost up to "
-                    f"{amount_micros} micro-USD. Top up or lower max_tokens."
+                    f"{amount_micros} micro-USD. Top up, or ask for less (max_tokens, n)."
                 )
         await conn.execute(
             insert(reservations).values(

@@ -72,7 +72,8 @@ async def _act(request: Request, signed_in: PageSession) -> str:
             created_by=user.id,
         )
         request.state.codes = codes
-        return f"Made {len(codes)} codes. Copy them now: they are not shown again."
+        noun = "code" if len(codes) == 1 else "codes"
+        return f"Made {len(codes)} {noun}. Copy them now: they are not shown again."
     raise InvalidRequest("unknown action")
 
 

@@ -52,7 +52,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(401, BAD, "invalid_api_key", "The key is missing, unknown, revoked or expired, "
               "or its account is disabled."),
     ErrorCode(402, "insufficient_balance", "insufficient_balance", "The balance cannot cover the "
-              "most this request may cost. Top up, or lower max_tokens."),
+              "most this request may cost. Top up, or ask for less (max_tokens, n)."),
     ErrorCode(403, "permission_error", "model_not_allowed", "The key's model restrictions do "
               "not include this model."),
     ErrorCode(404, BAD, "model_not_found", "No such model, or the key may not see it."),
