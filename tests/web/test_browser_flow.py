@@ -278,3 +278,22 @@ def test_signup_keyboard_only_reaches_and_submits_form(page: Page) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url("**/dashboard")
     expect(page.get_by_role("heading", name="Hello, keyboard_user")).to_be_visible()
+
+
+def test_playground_image_quality_is_sent_and_priced(page: Page) -> None:
+    sign_up(page, new_email("quality"))
+    _create_key(page, "image key")
+    page.goto("/dashboard/playground")
+    page.get_by_label("Model").select_option("offline-painter-image")
+    page.get_by_label("Size").select_option("1024x1024")
+    expect(page.locator("#pg-quality option")).to_have_text(["default", "hd"])
+    page.get_by_label("Quality").select_option("hd")
+
+    page.locator("#pg-message").fill("a lighthouse")
+    page.get_by_role("button", name="Send").click()
+
+    stats = page.get_by_test_id("pg-stats")
+    expect(stats).to_contain_text("1 image")
+    assert "cost $0.032" in stats.inner_text()  # the hd price, not the default $0.016
+    assert "first token" not in stats.inner_text()
+    expect(page.locator(".pg-assistant img")).to_have_count(1)

@@ -10,7 +10,8 @@
     model: $("pg-model"), key: $("pg-key"), modeField: $("pg-mode-field"), mode: $("pg-mode"),
     chatSettings: $("pg-chat-settings"), imageSettings: $("pg-image-settings"),
     system: $("pg-system"), temperature: $("pg-temperature"), maxTokens: $("pg-max-tokens"),
-    topP: $("pg-top-p"), stream: $("pg-stream"), size: $("pg-size"), log: $("pg-log"),
+    topP: $("pg-top-p"), stream: $("pg-stream"), size: $("pg-size"), quality: $("pg-quality"),
+    log: $("pg-log"),
     stats: $("pg-stats"), compose: $("pg-compose"), message: $("pg-message"),
     send: $("pg-send"), stop: $("pg-stop"), clear: $("pg-clear"),
     exportJson: $("pg-export-json"), exportMd: $("pg-export-md"),
@@ -42,6 +43,23 @@
     return [...new Set(sizes)];
   }
 
+  // The qualities priced for a size; "" asks for the provider's default, priced as the
+  // server prices it (the size's "standard" entry, else its plain entry).
+  function imageQualities(m, size) {
+    const named = Object.keys(m.images)
+      .filter((k) => k.startsWith(size + "/")).map((k) => k.slice(size.length + 1));
+    const hasDefault = (size + "/standard") in m.images || size in m.images;
+    return [...(hasDefault ? [""] : []), ...named.filter((q) => q !== "standard" || !hasDefault)];
+  }
+
+  function syncQualities(m) {
+    const current = els.quality.value;
+    const options = imageQualities(m, els.size.value)
+      .map((q) => new Option(q || "default", q));
+    els.quality.replaceChildren(...options);
+    if ([...els.quality.options].some((o) => o.value === current)) els.quality.value = current;
+  }
+
   function syncModel() {
     const m = model();
     els.modeField.hidden = !m || m.type !== "hybrid";
@@ -52,6 +70,7 @@
       const current = els.size.value;
       els.size.replaceChildren(...imageSizes(m).map((size) => new Option(size, size)));
       if ([...els.size.options].some((o) => o.value === current)) els.size.value = current;
+      syncQualities(m);
     }
     renderSnippet();
   }
@@ -89,7 +108,10 @@
   }
 
   function imageRequest(prompt) {
-    return { model: model().id, prompt, n: 1, size: els.size.value, response_format: "b64_json" };
+    const request = { model: model().id, prompt, n: 1, size: els.size.value };
+    if (els.quality.value) request.quality = els.quality.value;
+    request.response_format = "b64_json";
+    return request;
   }
 
   function buildRequest(text) {
@@ -115,7 +137,8 @@
     return (scaled + 999999n) / 1000000n; // rounded up to a whole micro
   }
 
-  function imagePrice(m, size) {
+  function imagePrice(m, size, quality) {
+    if (quality) return m.images[size + "/" + quality] ?? 0;
     return m.images[size + "/standard"] ?? m.images[size] ?? 0;
   }
 
@@ -255,7 +278,8 @@
       : d.url));
     showImages(view, turn.images);
     stats.images = turn.images.length;
-    stats.costMicros = BigInt(imagePrice(model(), request.size)) * BigInt(turn.images.length);
+    const unit = imagePrice(model(), request.size, request.quality);
+    stats.costMicros = BigInt(unit) * BigInt(turn.images.length);
     return stats;
   }
 
@@ -271,6 +295,7 @@
     const turn = { role: "assistant", kind, content: "", model: request.model };
     const view = bubble(turn);
     const timing = { start: performance.now(), first: null };
+    els.stats.textContent = ""; // the previous answer's figures must not stand for this one
     controller = new AbortController();
     setBusy(true);
     try {
@@ -297,7 +322,9 @@
     const end = performance.now();
     turn.stats = {
       totalMs: Math.round(end - timing.start),
-      ttftMs: timing.first === null ? null : Math.round(timing.first - timing.start),
+      // An image arrives whole: "first token" only means something for chat.
+      ttftMs: timing.first === null || turn.kind === "image"
+        ? null : Math.round(timing.first - timing.start),
       usage: stats.usage || null,
       images: stats.images || 0,
       costMicros: stats.costMicros === null || stats.costMicros === undefined
@@ -443,6 +470,7 @@
   els.exportMd.addEventListener("click", exportMarkdown);
   els.model.addEventListener("change", syncModel);
   els.mode.addEventListener("change", syncModel);
+  els.size.addEventListener("change", () => { syncQualities(model()); renderSnippet(); });
   document.getElementById("pg-settings").addEventListener("input", renderSnippet);
   els.message.addEventListener("input", renderSnippet);
   els.lang.addEventListener("change", renderSnippet);
