@@ -13,9 +13,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from vaultgate.errors import InternalError
+from vaultgate.gateway.context import new_request_id
 from vaultgate.gateway.responses import error_response
 
 log = logging.getLogger("vaultgate.gateway")
@@ -43,6 +44,8 @@ class HotPath:
                 scope["app"] = self.app
                 await self._serve(handler, scope, receive, send)
                 return
+            await self.app(scope, receive, _with_request_id(send))
+            return
         await self.app(scope, receive, send)
 
     async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,4 +56,20 @@ class HotPath:
             response = error_response(
                 InternalError("The server had an error processing your request.")
             )
+            response.headers["x-request-id"] = new_request_id()
         await response(scope, receive, send)
+
+
+def _with_request_id(send: Send) -> Send:
+    """``send``, adding an ``x-request-id`` to a response that has none, so every response
+    (models, errors, pages, probes) can be quoted in a support request."""
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(name.lower() == b"x-request-id" for name, _ in headers):
+                headers.append((b"x-request-id", new_request_id().encode()))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_id
