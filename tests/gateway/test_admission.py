@@ -11,13 +11,15 @@ import pytest
 from vaultgate.accounts.keys import KeyRecord
 from vaultgate.billing.pricing import Pricing, parse_price
 from vaultgate.billing.reservations import Hold
-from vaultgate.errors import InsufficientBalance
+from vaultgate.errors import InsufficientBalance, RateLimited
 from vaultgate.gateway.admission import (
     TOKENS_PER_IMAGE_BOUND,
     admit_chat,
+    check_rate_limits,
     plausible_usage,
     prompt_token_bound,
 )
+from vaultgate.limits.base import Decision
 from vaultgate.limits.memory import MemoryLimiter
 from vaultgate.providers.base import JsonObject, Usage
 from vaultgate.providers.catalog import Deployment, ModelEntry
@@ -153,3 +155,37 @@ def test_plausible_usage_up_to_ten_times_the_hold_is_kept() -> None:
     usage = Usage(prompt_tokens=9_000, completion_tokens=1_000)
 
     assert plausible_usage(usage, HOLD) == usage
+
+
+class CountingLimiter:
+    """Allows everything and remembers each hit's subject and weight."""
+
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, int]] = []
+
+    async def hit(self, subject: str, *, limit: int, weight: int, member: str) -> Decision:
+        self.hits.append((subject, weight))
+        return Decision(allowed=True, limit=limit, remaining=limit - weight, reset_s=60.0)
+
+
+async def test_check_rate_limits_request_larger_than_tpm_is_429_without_retry_after() -> None:
+    limiter = CountingLimiter()
+    key = dataclasses.replace(KEY, tpm_limit=100)
+
+    with pytest.raises(RateLimited) as refused:
+        await check_rate_limits(limiter, key, request_id="r1", tokens=4096)
+
+    assert refused.value.status == 429
+    assert refused.value.error_type == "tokens"
+    assert "retry-after" not in (refused.value.headers or {})
+    assert "4096 tokens" in refused.value.message
+    assert limiter.hits == [("rpm:1", 1)]  # the token window is left untouched
+
+
+async def test_check_rate_limits_request_within_tpm_is_counted() -> None:
+    limiter = CountingLimiter()
+    key = dataclasses.replace(KEY, tpm_limit=100)
+
+    await check_rate_limits(limiter, key, request_id="r1", tokens=100)
+
+    assert limiter.hits == [("rpm:1", 1), ("tpm:1", 100)]

@@ -150,6 +150,18 @@ def _refuse(kind: str, decision: Decision, headers: dict[str, str]) -> RateLimit
     return error
 
 
+def _too_large_for_limit(limit: int, tokens: int, headers: dict[str, str]) -> RateLimited:
+    # As OpenAI answers a request too large for a tokens-per-minute limit: a 429 without
+    # retry-after, because waiting cannot help; nothing is counted against the window.
+    error = RateLimited(
+        f"Request too large for this key's limit of {limit} tokens per minute: it may use up "
+        f"to {tokens} tokens. Lower max_tokens or shorten the prompt, or raise the limit.",
+        headers=headers,
+    )
+    error.error_type = "tokens"
+    return error
+
+
 async def check_rate_limits(
     limiter: SlidingWindowLimiter, key: KeyRecord, *, request_id: str, tokens: int
 ) -> dict[str, str]:
@@ -158,6 +170,8 @@ async def check_rate_limits(
     headers = _limit_headers("requests", requests)
     if not requests.allowed:
         raise _refuse("requests", requests, headers)
+    if key.tpm_limit and tokens > key.tpm_limit:
+        raise _too_large_for_limit(key.tpm_limit, tokens, headers)
     if key.tpm_limit:
         token_decision = await limiter.hit(
             f"tpm:{key.id}", limit=key.tpm_limit, weight=max(tokens, 1), member=request_id

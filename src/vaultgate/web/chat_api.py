@@ -112,7 +112,11 @@ async def start_conversation(request: Request, signed_in: PageSession) -> Respon
     """POST: a new empty conversation; answers its id and address."""
     state: WebState = request.app.state.web
     try:
-        raw = await read_json(request, state.settings.max_body_bytes)
+        raw = await read_json(
+            request,
+            state.settings.max_body_bytes,
+            timeout_s=state.settings.body_read_timeout_s,
+        )
         model = raw.get("model") if isinstance(raw, dict) else None
         if model is not None:
             _model(state, model)
@@ -129,7 +133,13 @@ async def ask(request: Request, signed_in: PageSession) -> Response:
     try:
         conversation = await _own(request, signed_in)
         question = _ask(
-            state, await read_json(request, state.settings.max_body_bytes), with_content=True
+            state,
+            await read_json(
+                request,
+                state.settings.max_body_bytes,
+                timeout_s=state.settings.body_read_timeout_s,
+            ),
+            with_content=True,
         )
     except VaultGateError as error:
         return error_response(error)
@@ -146,7 +156,13 @@ async def regenerate(request: Request, signed_in: PageSession) -> Response:
     try:
         conversation = await _own(request, signed_in)
         question = _ask(
-            state, await read_json(request, state.settings.max_body_bytes), with_content=False
+            state,
+            await read_json(
+                request,
+                state.settings.max_body_bytes,
+                timeout_s=state.settings.body_read_timeout_s,
+            ),
+            with_content=False,
         )
         history = await messages_of(state.engine, conversation.id)
         last = max((i for i, m in enumerate(history) if m.role == "user"), default=None)

@@ -63,7 +63,13 @@ Serve = Callable[[KeyLoader, Callable[[], Awaitable[Any]]], Awaitable[Response |
 async def _run(request: Request, signed_in: PageSession, serve: Serve) -> Response:
     state: WebState = request.app.state.web
     try:
-        key_id, body = _envelope(await read_json(request, state.settings.max_body_bytes))
+        key_id, body = _envelope(
+            await read_json(
+                request,
+                state.settings.max_body_bytes,
+                timeout_s=state.settings.body_read_timeout_s,
+            )
+        )
     except VaultGateError as error:
         return error_response(error)
 
