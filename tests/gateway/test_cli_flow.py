@@ -100,7 +100,9 @@ def test_cli_keys_list_shows_ids_prefixes_and_states(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     env = {"VAULTGATE_PASSWORD": "a long enough password"}
     common = {"database_url": url, "data_dir": tmp_path}
-    run_cli(["users", "create", "--email", "l@example.com", "--username", "lister"], **common, env=env)
+    run_cli(
+        ["users", "create", "--email", "l@example.com", "--username", "lister"], **common, env=env
+    )
     first = run_cli(["keys", "create", "--email", "l@example.com", "--name", "first"], **common)
     second = run_cli(
         ["keys", "create", "--email", "l@example.com", "--name", "second", "--rpm", "7"],
@@ -127,7 +129,9 @@ def test_cli_key_with_expiry_in_the_past_is_refused(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     common = {"database_url": url, "data_dir": tmp_path}
     env = {"VAULTGATE_PASSWORD": "a long enough password"}
-    run_cli(["users", "create", "--email", "p@example.com", "--username", "pastor"], **common, env=env)
+    run_cli(
+        ["users", "create", "--email", "p@example.com", "--username", "pastor"], **common, env=env
+    )
 
     result = run_cli(
         ["keys", "create", "--email", "p@example.com", "--name", "k", "--expires", "2020-01-01"],
