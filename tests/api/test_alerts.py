@@ -23,8 +23,9 @@ from tests.conftest import Gateway, operator_config, start_gateway
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.server import make_user_and_key, prepare_database
 
-# The fake upstream reports more tokens than any hold here, so each request is charged
-# exactly its hold: a fixed step of tokens and money.
+# The fake upstream reports more tokens than any hold here (yet within the tenfold bound past
+# which the gateway distrusts reported usage), so each request is charged exactly its hold: a
+# fixed step of tokens and money.
 OVER_REPORTING_MODEL = "fake-overreport-text"
 LOW_BALANCE_MICROS = 950
 MAX_LOW_BALANCE_REQUESTS = 40
@@ -52,7 +53,7 @@ def alert_setup(
     config.write_text(
         operator_config(fake_upstream.base_url)
         + "\n[[models]]\n"
-        + f'id = "{OVER_REPORTING_MODEL}"\nprovider = "fake"\nupstream = "usage-5000-5000"\n'
+        + f'id = "{OVER_REPORTING_MODEL}"\nprovider = "fake"\nupstream = "usage-200-200"\n'
         + 'pricing = { input = "1.00", output = "2.00" }\n'
     )
     webhook = RecordingServer({"ok": True}).start()

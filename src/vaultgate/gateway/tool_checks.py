@@ -32,7 +32,7 @@ def _tool_name(holder: Any, param: str) -> str:
     if name is None:
         raise InvalidRequest(
             f"Missing required parameter: '{param}.name'.",
-            param=f"{param}.name", code="missing_required_parameter",
+            param=f"{param}.name", code="missing_required",
         )  # fmt: skip
     if not isinstance(name, str):
         raise invalid_type(f"{param}.name", "a string", name)
@@ -47,7 +47,7 @@ def _kind(holder: JsonMap, param: str, allowed: tuple[str, ...]) -> str:
     if kind is None:
         raise InvalidRequest(
             f"Missing required parameter: '{param}.type'.",
-            param=f"{param}.type", code="missing_required_parameter",
+            param=f"{param}.type", code="missing_required",
         )  # fmt: skip
     check_choice(kind, f"{param}.type", allowed)
     return str(kind)

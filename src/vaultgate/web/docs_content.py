@@ -28,8 +28,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
               "impossible (an image size the model does not offer, say)."),
     ErrorCode(400, BAD, "invalid_json", "The body is not valid JSON; the message gives the line "
               "and column."),
-    ErrorCode(400, BAD, "missing_required", "A required field is missing: model, messages or "
-              "prompt. param names it."),
+    ErrorCode(400, BAD, "missing_required", "A required field is missing: model, messages, "
+              "prompt, or a tool's name or type. param names it."),
     ErrorCode(400, BAD, "invalid_type", "A field has the wrong JSON type. param names it."),
     ErrorCode(400, BAD, "invalid_value", "A field is out of its range (temperature above 2, an "
               "unknown role...). param names it."),
@@ -64,6 +64,10 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ErrorCode(413, BAD, "request_too_large", "The body is larger than the server's limit "
               "(10 MiB unless the operator changed it)."),
     ErrorCode(415, BAD, "unsupported_media_type", "The body is not JSON."),
+    ErrorCode(415, BAD, "unsupported_content_encoding", "The body is compressed or otherwise "
+              "encoded (Content-Encoding); send it as plain JSON."),
+    ErrorCode(408, BAD, "request_timeout", "The request body did not arrive within the "
+              "server's body read timeout (30 s unless the operator changed it)."),
     ErrorCode(429, "requests", "rate_limit_exceeded", "The key's requests-per-minute limit is "
               "reached. retry-after says when to try again."),
     ErrorCode(429, "tokens", "rate_limit_exceeded", "The key's tokens-per-minute limit is "
