@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tests.conftest import FAKE_UPSTREAM_KEY
 from tests.support.fake_openai import REPLY_WORDS, FakeOpenAI, Recorded
 from tests.support.server import free_port
 from vaultgate.errors import UpstreamError, UpstreamTimeout
+from vaultgate.providers import fanout
 from vaultgate.providers.base import ChatCall, ImageCall, JsonObject, ProviderConfig, Usage
 from vaultgate.providers.http import HttpClient, Timeouts
 from vaultgate.providers.openai_compat import OpenAICompatibleAdapter
@@ -524,3 +526,32 @@ async def test_chat_request_rename_applies_before_defaults_and_clamps(
     sent = received(fake_upstream, call)
     assert sent.body["max_tokens"] == 100
     assert "max_completion_tokens" not in sent.body
+
+
+async def test_n_dropped_by_provider_is_fanned_out_one_request_per_choice(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    config = replace(make_adapter(http, fake_upstream.base_url).config, drop_params=("n",))
+    single_choice = OpenAICompatibleAdapter(config, http)
+    call = make_call(single_choice, "plain", n=2)
+
+    result = await fanout.chat(single_choice, call)
+
+    sent = [r.body for r in fake_upstream.requests if r.body.get("user") == call.body["user"]]
+    assert not single_choice.supports_n
+    assert single_choice.unsupported_params(call.body) == []
+    assert len(sent) == 2
+    assert all("n" not in body for body in sent)
+    assert [choice["index"] for choice in result.body["choices"]] == [0, 1]
+
+
+async def test_n_one_to_provider_that_rejects_n_is_not_sent(
+    http: HttpClient, fake_upstream: FakeOpenAI
+) -> None:
+    config = replace(make_adapter(http, fake_upstream.base_url).config, drop_params=("n",))
+    single_choice = OpenAICompatibleAdapter(config, http)
+    call = make_call(single_choice, "plain", n=1)
+
+    await fanout.chat(single_choice, call)
+
+    assert "n" not in received(fake_upstream, call).body

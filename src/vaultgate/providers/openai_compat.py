@@ -27,6 +27,7 @@ from vaultgate.providers.base import (
 )
 from vaultgate.providers.http import (
     HttpAdapter,
+    HttpClient,
     UpstreamRequest,
     error_message_from_body,
     scrub_secret,
@@ -103,9 +104,15 @@ class OpenAICompatibleAdapter(HttpAdapter):
     def _url(self, path: str) -> str:
         return self.config.base_url.rstrip("/") + path
 
+    def __init__(self, config: ProviderConfig, http: HttpClient) -> None:
+        super().__init__(config, http)
+        # A server that rejects ``n`` answers one choice per request: the gateway fans out.
+        self.supports_n = "n" not in config.drop_params
+
     def unsupported_params(self, body: JsonObject) -> list[str]:
-        """Parameters this provider is known to reject (its ``drop_params``)."""
-        return [name for name in self.config.drop_params if name in body]
+        """Parameters this provider is known to reject (its ``drop_params``); ``n`` is not
+        among them, since the gateway asks such a provider once per choice instead."""
+        return [name for name in self.config.drop_params if name in body and name != "n"]
 
     def build_chat_request(self, call: ChatCall, *, stream: bool) -> UpstreamRequest:
         """The client's body, with the upstream model name and usage reporting asked for;
@@ -113,6 +120,8 @@ class OpenAICompatibleAdapter(HttpAdapter):
         defaults and clamps applied (``default_params``, ``clamp_params``)."""
         body = dict(call.body)
         body["model"] = call.upstream_model
+        if not self.supports_n:
+            body.pop("n", None)
         for ours, theirs in self.config.rename_params:
             if ours in body and theirs not in body:
                 body[theirs] = body.pop(ours)
