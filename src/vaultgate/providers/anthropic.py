@@ -48,12 +48,20 @@ from typing import Any
 import orjson
 
 from vaultgate.errors import UpstreamError
-from vaultgate.providers.base import ChatCall, ChatResult, JsonObject, Usage
+from vaultgate.providers.base import (
+    ChatCall,
+    ChatResult,
+    JsonObject,
+    Usage,
+    usage_with_cache_counts,
+)
 from vaultgate.providers.http import (
     HttpAdapter,
     UpstreamRequest,
     error_message_from_body,
     scrub_secret,
+    upstream_rate_limited,
+    upstream_rejected,
 )
 from vaultgate.providers.openai_compat import CLIENT_ERROR_STATUSES, DEPLOYMENT_ERROR_STATUSES
 from vaultgate.providers.sse import SseEvent
@@ -324,19 +332,10 @@ def anthropic_usage_to_openai(raw: Any) -> Usage | None:
     """Prompt tokens include cache reads and writes, which Anthropic counts apart from
     ``input_tokens``; reads are reported as cached so they are billed once, at the
     cached price (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching)."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("output_tokens"), int):
-        return None
-
-    def count(key: str) -> int:
-        value = raw.get(key)
-        return value if isinstance(value, int) and value > 0 else 0
-
-    cache_read = count("cache_read_input_tokens")
-    return Usage(
-        prompt_tokens=count("input_tokens") + cache_read + count("cache_creation_input_tokens"),
-        completion_tokens=count("output_tokens"),
-        cached_tokens=cache_read,
-    )
+    return usage_with_cache_counts(
+        raw, input_key="input_tokens", output_key="output_tokens",
+        cache_read_key="cache_read_input_tokens", cache_write_key="cache_creation_input_tokens",
+    )  # fmt: skip
 
 
 def anthropic_tool_use_to_openai(block: JsonObject) -> JsonObject:
@@ -552,17 +551,11 @@ class AnthropicAdapter(HttpAdapter):
             )
         text = scrub_secret(f"{name}: {message}", self.config.api_key)
         if status in CLIENT_ERROR_STATUSES:
-            return UpstreamError(
-                text, status=400, error_type="invalid_request_error",
-                code="upstream_rejected_request", retryable=False,
-            )  # fmt: skip
+            return upstream_rejected(text)
         retry_after = headers.get("retry-after")
         extra = {"retry-after": retry_after} if retry_after else None
         if status == 429:
-            return UpstreamError(
-                text, status=429, error_type="rate_limit_error",
-                code="upstream_rate_limited", headers=extra,
-            )  # fmt: skip
+            return upstream_rate_limited(text, retry_after)
         if status == OVERLOADED_STATUS:
             return UpstreamError(text, status=503, code="upstream_overloaded", headers=extra)
         return UpstreamError(text, status=502 if status >= 500 else status)

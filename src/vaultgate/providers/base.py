@@ -107,6 +107,27 @@ def usage_from_openai(raw: Any, *, estimated: bool = False) -> Usage | None:
     )
 
 
+def usage_with_cache_counts(
+    raw: Any, *, input_key: str, output_key: str, cache_read_key: str, cache_write_key: str
+) -> Usage | None:
+    """Usage from a format that counts cache reads and writes apart from plain input
+    (Anthropic, Bedrock): all three are prompt tokens, reads are reported as cached so they
+    are billed once, at the cached price. None without an integer output count."""
+    if not isinstance(raw, dict) or not isinstance(raw.get(output_key), int):
+        return None
+
+    def count(key: str) -> int:
+        value = raw.get(key)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    cache_read = count(cache_read_key)
+    return Usage(
+        prompt_tokens=count(input_key) + cache_read + count(cache_write_key),
+        completion_tokens=count(output_key),
+        cached_tokens=cache_read,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ChatCall:
     """One chat request as a provider receives it."""

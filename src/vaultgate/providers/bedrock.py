@@ -49,13 +49,25 @@ import yarl
 from vaultgate.errors import UpstreamError
 from vaultgate.providers.aws_eventstream import EventMessage, EventStreamDecoder
 from vaultgate.providers.aws_sigv4 import AwsCredentials, sign_request
-from vaultgate.providers.base import ChatCall, ChatResult, JsonObject, Usage
+from vaultgate.providers.base import (
+    ChatCall,
+    ChatResult,
+    JsonObject,
+    Usage,
+    usage_with_cache_counts,
+)
 from vaultgate.providers.bedrock_request import (
     TRANSLATED_PARAMS,
     openai_messages_have_tool_history,
     openai_to_converse_request,
 )
-from vaultgate.providers.http import HttpAdapter, StreamDecoder, UpstreamRequest
+from vaultgate.providers.http import (
+    HttpAdapter,
+    StreamDecoder,
+    UpstreamRequest,
+    upstream_rate_limited,
+    upstream_rejected,
+)
 
 REGIONAL_BASE_URL = "https://bedrock-runtime.{region}.amazonaws.com"
 SIGNING_SERVICE = "bedrock"
@@ -115,19 +127,10 @@ def converse_stop_reason_to_openai(reason: Any) -> str:
 
 def converse_usage_to_openai(raw: Any) -> Usage | None:
     """Usage from a ``TokenUsage``; None when absent."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("outputTokens"), int):
-        return None
-
-    def count(key: str) -> int:
-        value = raw.get(key)
-        return value if isinstance(value, int) and value > 0 else 0
-
-    cache_read = count("cacheReadInputTokens")
-    return Usage(
-        prompt_tokens=count("inputTokens") + cache_read + count("cacheWriteInputTokens"),
-        completion_tokens=count("outputTokens"),
-        cached_tokens=cache_read,
-    )
+    return usage_with_cache_counts(
+        raw, input_key="inputTokens", output_key="outputTokens",
+        cache_read_key="cacheReadInputTokens", cache_write_key="cacheWriteInputTokens",
+    )  # fmt: skip
 
 
 def converse_tool_use_to_openai(block: JsonObject) -> JsonObject:
@@ -405,17 +408,10 @@ class BedrockAdapter(HttpAdapter):
             )
         message = self._scrub(f"{name} ({kind or status}): {text}")
         if category == "client":
-            return UpstreamError(
-                message, status=400, error_type="invalid_request_error",
-                code="upstream_rejected_request", retryable=False,
-            )  # fmt: skip
+            return upstream_rejected(message)
         if category == "rate":
             retry_after = (headers or {}).get("retry-after")
-            return UpstreamError(
-                message, status=429, error_type="rate_limit_error",
-                code="upstream_rate_limited",
-                headers={"retry-after": retry_after} if retry_after else None,
-            )  # fmt: skip
+            return upstream_rate_limited(message, retry_after)
         if category == "timeout":
             return UpstreamError(message, status=504, error_type="timeout",
                                  code="upstream_timeout")  # fmt: skip

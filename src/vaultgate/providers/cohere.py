@@ -54,6 +54,8 @@ from vaultgate.providers.http import (
     UpstreamRequest,
     error_message_from_body,
     scrub_secret,
+    upstream_rate_limited,
+    upstream_rejected,
 )
 from vaultgate.providers.openai_compat import CLIENT_ERROR_STATUSES, DEPLOYMENT_ERROR_STATUSES
 from vaultgate.providers.sse import SseEvent
@@ -304,17 +306,11 @@ class CohereAdapter(HttpAdapter):
             )
         text = scrub_secret(f"{name}: {message}", self.config.api_key)
         if status in CLIENT_ERROR_STATUSES:
-            return UpstreamError(
-                text, status=400, error_type="invalid_request_error",
-                code="upstream_rejected_request", retryable=False,
-            )  # fmt: skip
+            return upstream_rejected(text)
         retry_after = headers.get("retry-after")
         extra = {"retry-after": retry_after} if retry_after else None
         if status == 429:
-            return UpstreamError(
-                text, status=429, error_type="rate_limit_error",
-                code="upstream_rate_limited", headers=extra,
-            )  # fmt: skip
+            return upstream_rate_limited(text, retry_after)
         if status == OVERLOADED_STATUS:
             return UpstreamError(text, status=503, code="upstream_overloaded", headers=extra)
         if status == GATEWAY_TIMEOUT_STATUS:

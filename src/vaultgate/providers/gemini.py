@@ -57,7 +57,13 @@ from vaultgate.providers.gemini_image import (
     openai_to_gemini_image_request,
 )
 from vaultgate.providers.gemini_request import TRANSLATED_PARAMS, openai_to_gemini_request
-from vaultgate.providers.http import HttpAdapter, UpstreamRequest, scrub_secret
+from vaultgate.providers.http import (
+    HttpAdapter,
+    UpstreamRequest,
+    scrub_secret,
+    upstream_rate_limited,
+    upstream_rejected,
+)
 from vaultgate.providers.imagen import (
     imagen_response_to_openai,
     is_imagen_model,
@@ -437,15 +443,8 @@ class GeminiAdapter(HttpAdapter):
         message = str(error.get("message") or "no error message")
         text = self._scrub(f"{name}{label}: {message}")
         if status in (400, 413, 415, 422):
-            return UpstreamError(
-                text, status=400, error_type="invalid_request_error",
-                code="upstream_rejected_request", retryable=False,
-            )  # fmt: skip
+            return upstream_rejected(text)
         if status == 429:
             retry_after = headers.get("retry-after") or _retry_delay(error)
-            extra = {"retry-after": retry_after} if retry_after else None
-            return UpstreamError(
-                text, status=429, error_type="rate_limit_error",
-                code="upstream_rate_limited", headers=extra,
-            )  # fmt: skip
+            return upstream_rate_limited(text, retry_after)
         return UpstreamError(text, status=502 if status >= 500 else status)

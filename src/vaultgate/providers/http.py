@@ -160,6 +160,22 @@ def error_message_from_body(raw: bytes) -> tuple[str, JsonObject | None]:
     return orjson.dumps(payload).decode(), payload
 
 
+def upstream_rejected(message: str) -> UpstreamError:
+    """The provider called the request invalid: a 400 for the client, never retried."""
+    return UpstreamError(
+        message, status=400, error_type="invalid_request_error",
+        code="upstream_rejected_request", retryable=False,
+    )  # fmt: skip
+
+
+def upstream_rate_limited(message: str, retry_after: str | None) -> UpstreamError:
+    """The provider rate-limited the request: a 429 keeping its ``retry-after``."""
+    return UpstreamError(
+        message, status=429, error_type="rate_limit_error", code="upstream_rate_limited",
+        headers={"retry-after": retry_after} if retry_after else None,
+    )  # fmt: skip
+
+
 class HttpAdapter:
     """Base of HTTP adapters: subclasses provide the four translation methods."""
 

@@ -33,6 +33,8 @@ from vaultgate.providers.http import (
     UpstreamRequest,
     error_message_from_body,
     scrub_secret,
+    upstream_rate_limited,
+    upstream_rejected,
 )
 
 T = TypeVar("T")
@@ -164,16 +166,10 @@ def map_image_error(
             status=502,
         )
     if status in (400, 413, 415, 422):
-        return UpstreamError(
-            text, status=400, error_type="invalid_request_error",
-            code="upstream_rejected_request", retryable=False,
-        )  # fmt: skip
+        return upstream_rejected(text)
     if status == 429:
         retry_after = headers.get("retry-after")
-        return UpstreamError(
-            text, status=429, error_type="rate_limit_error", code="upstream_rate_limited",
-            headers={"retry-after": retry_after} if retry_after else None,
-        )  # fmt: skip
+        return upstream_rate_limited(text, retry_after)
     return UpstreamError(text, status=502)
 
 

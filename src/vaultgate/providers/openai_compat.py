@@ -31,6 +31,8 @@ from vaultgate.providers.http import (
     UpstreamRequest,
     error_message_from_body,
     scrub_secret,
+    upstream_rate_limited,
+    upstream_rejected,
 )
 from vaultgate.providers.image_support import fan_out
 from vaultgate.providers.openai_images import openai_images_result, plan_openai_images
@@ -184,17 +186,10 @@ class OpenAICompatibleAdapter(HttpAdapter):
             )
         text = scrub_secret(f"{name}: {message}", self.config.api_key)
         if status in CLIENT_ERROR_STATUSES or (status >= 500 and _says_client_error(payload)):
-            return UpstreamError(
-                text, status=400, error_type="invalid_request_error",
-                code="upstream_rejected_request", retryable=False,
-            )  # fmt: skip
+            return upstream_rejected(text)
         if status == 429:
             retry_after = headers.get("retry-after")
-            extra = {"retry-after": retry_after} if retry_after else None
-            return UpstreamError(
-                text, status=429, error_type="rate_limit_error",
-                code="upstream_rate_limited", headers=extra,
-            )  # fmt: skip
+            return upstream_rate_limited(text, retry_after)
         return UpstreamError(text, status=502 if status >= 500 else status)
 
     def build_images_request(self, call: ImageCall) -> UpstreamRequest:
